@@ -1,0 +1,13 @@
+# The two commands of README.md. Each does its own set-up on a fresh machine.
+.PHONY: serve test
+
+# Build the demo registry (sqlite, ./demo-registry/) and serve it with `mlserver start .`
+serve:
+	./scripts/bootstrap.sh test
+	.venv/bin/python -m mlserver_sigaware.demo populate demo-registry
+	.venv/bin/mlserver start .
+
+# The whole test suite (unit + integration against real `mlserver start` processes).
+test:
+	./scripts/bootstrap.sh test
+	.venv/bin/python -m pytest

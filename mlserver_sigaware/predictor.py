@@ -1,0 +1,75 @@
+"""Calling the pyfunc: schema enforcement (400) kept apart from the model's own failures (500).
+
+``PyFuncModel.predict`` enforces the signature and runs the model in one call, so an exception from it
+cannot tell a client error from a model bug. We split the two steps. When our decoder already built the
+exact container and dtypes the signature describes, MLflow's enforcement is skipped: it would copy and
+re-check every column again (about 2.4 ms of a 4 ms one-row predict on the wine model).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Callable, Optional
+
+from .errors import InvalidInput, ModelFailure, SigawareError
+
+logger = logging.getLogger("mlserver_sigaware")
+
+_MAX_MESSAGE = 2000
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "... (truncated)"
+
+
+class Predictor:
+    """One loaded pyfunc, callable as ``predictor(data, params, enforce=...)``."""
+
+    def __init__(self, pyfunc_model: Any):
+        self.pyfunc = pyfunc_model
+        meta = pyfunc_model.metadata
+        self.input_schema = meta.get_input_schema()
+        self.loader_module = getattr(pyfunc_model, "loader_module", None)
+        self._fn, self._takes_params = self._resolve_predict_fn(pyfunc_model)
+
+    @staticmethod
+    def _resolve_predict_fn(model: Any) -> tuple[Callable[..., Any], bool]:
+        fn = getattr(model, "_predict_fn", None)
+        type_hinted = False
+        try:
+            type_hinted = bool(model.metadata._is_signature_from_type_hint())
+        except Exception:  # older/newer MLflow without the helper
+            type_hinted = False
+        if fn is None or type_hinted:
+            # Type-hinted PythonModels validate inside their own wrapper: go through pyfunc.predict.
+            return model.predict, True
+        params_arg = inspect.signature(fn).parameters.get("params")
+        return fn, bool(params_arg and params_arg.kind != inspect.Parameter.VAR_KEYWORD)
+
+    def enforce(self, data: Any) -> Any:
+        """MLflow's own schema enforcement, its failures reported as a 400."""
+        if self.input_schema is None:
+            return data
+        from mlflow.models.utils import _enforce_schema
+
+        try:
+            return _enforce_schema(data, self.input_schema, self.loader_module)
+        except SigawareError:
+            raise
+        except Exception as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise InvalidInput(_short(f"input does not match the model signature: {message}")) from None
+
+    def __call__(self, data: Any, params: Optional[dict[str, Any]], enforce: bool) -> Any:
+        if enforce:
+            data = self.enforce(data)
+        try:
+            if self._takes_params:
+                return self._fn(data, params=params)
+            return self._fn(data)
+        except SigawareError:
+            raise
+        except Exception as exc:
+            logger.exception("model raised during predict")
+            raise ModelFailure(_short(f"model raised {type(exc).__name__}: {exc}")) from None

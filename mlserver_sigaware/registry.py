@@ -1,0 +1,226 @@
+"""Where a model comes from: parse ``parameters.uri``, resolve registry versions and aliases, load pyfunc.
+
+Resolution is separate from loading so that the version we *report* is the version we *loaded*:
+``models:/name@champion`` is turned into ``models:/name/<n>`` once, and ``<n>`` is what metadata and every
+response say. We never change MLflow's process-wide tracking URI: two models on one server may live in
+two registries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import InvalidInput, ModelLoadError, RegistryNotFound
+from .settings import SigawareSettings, resolve_relative_sqlite
+
+logger = logging.getLogger("mlserver_sigaware")
+
+_VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model location. ``kind`` is ``local``, ``registry`` or ``uri`` (runs:/, s3://, ...)."""
+
+    kind: str
+    uri: str
+    name: Optional[str] = None
+    version: Optional[str] = None
+    alias: Optional[str] = None
+
+    @property
+    def describe(self) -> str:
+        if self.kind != "registry":
+            return self.uri
+        if self.version:
+            return f"models:/{self.name}/{self.version}"
+        if self.alias:
+            return f"models:/{self.name}@{self.alias}"
+        return f"models:/{self.name} (latest)"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A ref pinned to something loadable, with the registry version when there is one."""
+
+    ref: ModelRef
+    load_uri: str
+    version: Optional[str] = None
+    run_id: Optional[str] = None
+
+
+def validate_version(version: str) -> str:
+    if not _VERSION_RE.match(version):
+        raise InvalidInput(f"invalid model version {version!r}: expected a positive integer")
+    return version
+
+
+def validate_alias(alias: str) -> str:
+    if not _ALIAS_RE.match(alias):
+        raise InvalidInput(f"invalid alias {alias!r}: letters, digits, '_' and '-' only")
+    return alias
+
+
+def parse_registry_uri(uri: str) -> ModelRef:
+    """``models:/name``, ``models:/name/3``, ``models:/name@alias`` (and ``models:/name/latest``)."""
+    rest = uri[len("models:/") :].strip("/")
+    if not rest:
+        raise ModelLoadError(f"invalid model URI {uri!r}: no model name")
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        return ModelRef("registry", uri, name=name, alias=alias)
+    if "/" in rest:
+        name, suffix = rest.rsplit("/", 1)
+        if suffix.lower() == "latest":
+            return ModelRef("registry", uri, name=name)
+        if _VERSION_RE.match(suffix):
+            return ModelRef("registry", uri, name=name, version=suffix)
+        # A stage (models:/name/Production) is deprecated in MLflow but still loadable as-is.
+        return ModelRef("uri", uri, name=name)
+    return ModelRef("registry", uri, name=rest)
+
+
+def parse_model_location(
+    uri: Optional[str], settings_dir: Optional[str], model_name: str, cfg: SigawareSettings
+) -> ModelRef:
+    """Decide what to serve from ``parameters.uri``.
+
+    MLServer fills a missing ``uri`` with the model folder's path, so a folder without an ``MLmodel``
+    file means "no uri": then the registry model named ``registry_name`` (default: the MLServer model
+    name) is served, so that deploying a registered model needs nothing but its name.
+    """
+    registry_name = cfg.registry_name or model_name
+    if not uri:
+        return ModelRef("registry", f"models:/{registry_name}", name=registry_name)
+    if uri.startswith("models:/"):
+        return parse_registry_uri(uri)
+    if "://" in uri or uri.startswith("runs:/"):
+        return ModelRef("uri", uri)
+    path = uri[len("file:") :] if uri.startswith("file:") else uri
+    if not os.path.isabs(path) and settings_dir:
+        path = os.path.normpath(os.path.join(settings_dir, path))
+    if os.path.isfile(os.path.join(path, "MLmodel")):
+        return ModelRef("local", path)
+    if os.path.isfile(path) and os.path.basename(path) == "MLmodel":
+        return ModelRef("local", os.path.dirname(path))
+    if os.path.isdir(path):
+        return ModelRef("registry", f"models:/{registry_name}", name=registry_name)
+    raise ModelLoadError(f"model uri {uri!r}: {path} is neither an MLflow model folder nor a known URI")
+
+
+class RegistryClient:
+    """MLflow's client bound to one tracking/registry URI pair (never the process-wide one)."""
+
+    def __init__(self, cfg: SigawareSettings, settings_dir: Optional[str]):
+        self.tracking_uri = resolve_relative_sqlite(
+            cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), settings_dir
+        )
+        self.registry_uri = (
+            resolve_relative_sqlite(cfg.registry_uri, settings_dir)
+            or os.environ.get("MLFLOW_REGISTRY_URI")
+            or self.tracking_uri
+        )
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return self._client
+
+    def resolve(self, ref: ModelRef) -> ResolvedModel:
+        if ref.kind != "registry":
+            return ResolvedModel(ref=ref, load_uri=ref.uri)
+        assert ref.name is not None
+        if ref.version:
+            mv = self._get_version(ref.name, ref.version)
+        elif ref.alias:
+            mv = self._get_alias(ref.name, ref.alias)
+        else:
+            mv = self._latest(ref.name)
+        return ResolvedModel(
+            ref=ref,
+            load_uri=f"models:/{ref.name}/{mv.version}",
+            version=str(mv.version),
+            run_id=getattr(mv, "run_id", None),
+        )
+
+    def _get_version(self, name: str, version: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version(name, version)
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise RegistryNotFound(f"model '{name}' has no version {version}") from None
+            raise ModelLoadError(f"registry error for model '{name}' version {version}: {exc.message}") from None
+
+    def _get_alias(self, name: str, alias: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise RegistryNotFound(f"model '{name}' has no alias '{alias}'") from None
+            raise ModelLoadError(f"registry error for model '{name}@{alias}': {exc.message}") from None
+
+    def _latest(self, name: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        except MlflowException as exc:
+            raise ModelLoadError(f"registry error listing versions of '{name}': {exc.message}") from None
+        if not versions:
+            raise RegistryNotFound(
+                f"registered model '{name}' not found (or has no versions) in {self.registry_uri}"
+            )
+        return max(versions, key=lambda mv: int(mv.version))
+
+    def list_versions(self, name: str) -> list[str]:
+        versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        return sorted((str(mv.version) for mv in versions), key=int)
+
+    def load(self, resolved: ResolvedModel):
+        """Download (for remote or registry URIs) and load the pyfunc model."""
+        import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if resolved.ref.kind == "local":
+                return mlflow.pyfunc.load_model(resolved.load_uri)
+            import mlflow.artifacts
+
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=resolved.load_uri,
+                dst_path=tempfile.mkdtemp(prefix="sigaware-model-"),
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.registry_uri,
+            )
+            return mlflow.pyfunc.load_model(local)
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise RegistryNotFound(f"{resolved.ref.describe}: {exc.message}") from None
+            raise ModelLoadError(f"cannot load {resolved.ref.describe}: {exc.message}") from None
+        except Exception as exc:  # a broken artifact is an operator's problem; say which
+            raise ModelLoadError(
+                f"cannot load {resolved.ref.describe}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def _is_not_found(exc) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()

@@ -1,0 +1,107 @@
+"""One loaded model version with everything computed once at load: codec plans, metadata, predictor.
+
+The runtime holds one of these (and issue #4's version cache holds several); keeping all per-version
+state in one immutable object is what lets a version be swapped atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from mlflow.types.schema import ParamSchema, Schema
+from mlserver.types import InferenceRequest, MetadataModelResponse, MetadataTensor, Parameters
+
+from .codec import RequestDecoder, ResponseEncoder
+from .predictor import Predictor
+from .registry import RegistryClient, ResolvedModel
+from .settings import SigawareSettings
+from .signature import Layout, SchemaPlan, metadata_tensors, params_metadata, plan_inputs, plan_outputs
+
+logger = logging.getLogger("mlserver_sigaware")
+
+_MODEL_CONTENT_TYPE = {Layout.COLUMNS: "pd", Layout.TENSOR: "np", Layout.TENSORS: "dict"}
+
+
+@dataclass
+class ServedModel:
+    resolved: ResolvedModel
+    predictor: Predictor
+    input_schema: Optional[Schema]
+    output_schema: Optional[Schema]
+    params_schema: Optional[ParamSchema]
+    inputs: SchemaPlan
+    outputs: SchemaPlan
+    decoder: RequestDecoder
+    encoder: ResponseEncoder
+    always_enforce: bool
+    input_metadata: Optional[list[MetadataTensor]] = field(default=None)
+    output_metadata: Optional[list[MetadataTensor]] = field(default=None)
+
+    @property
+    def version(self) -> Optional[str]:
+        return self.resolved.version
+
+    @classmethod
+    def load(cls, client: RegistryClient, resolved: ResolvedModel, cfg: SigawareSettings) -> "ServedModel":
+        pyfunc = client.load(resolved)
+        return cls.from_pyfunc(pyfunc, resolved, cfg)
+
+    @classmethod
+    def from_pyfunc(cls, pyfunc: Any, resolved: ResolvedModel, cfg: SigawareSettings) -> "ServedModel":
+        meta = pyfunc.metadata
+        signature = meta.signature
+        if signature is None:
+            logger.warning(
+                "model %s has no signature: inputs are decoded by their own datatypes and "
+                "content types, and metadata lists no inputs or outputs",
+                resolved.ref.describe,
+            )
+        input_schema = signature.inputs if signature is not None else None
+        output_schema = signature.outputs if signature is not None else None
+        params_schema = signature.params if signature is not None else None
+        inputs = plan_inputs(input_schema)
+        outputs = plan_outputs(output_schema)
+        # Composite types (Array/Object/Map/Any) are converted by MLflow in ways models rely on:
+        # keep MLflow's enforcement for them rather than re-implementing it.
+        always_enforce = cfg.enforce_schema_in_mlflow or any(f.is_composite for f in inputs.fields)
+        return cls(
+            resolved=resolved,
+            predictor=Predictor(pyfunc),
+            input_schema=input_schema,
+            output_schema=output_schema,
+            params_schema=params_schema,
+            inputs=inputs,
+            outputs=outputs,
+            decoder=RequestDecoder(inputs, params_schema, cfg.unknown_inputs),
+            encoder=ResponseEncoder(outputs),
+            always_enforce=always_enforce,
+            input_metadata=metadata_tensors(inputs),
+            output_metadata=metadata_tensors(outputs),
+        )
+
+    def needs_enforcement(self, request: InferenceRequest) -> bool:
+        """MLflow's enforcement runs when our decoder could not guarantee the signature's container."""
+        if self.always_enforce:
+            return True
+        forced = request.parameters is not None and request.parameters.content_type
+        return bool(forced) and self.inputs.layout is not Layout.ANY
+
+    def metadata(self, name: str) -> MetadataModelResponse:
+        params: dict[str, Any] = {"mlflow_source": self.resolved.ref.describe}
+        ct = _MODEL_CONTENT_TYPE.get(self.inputs.layout)
+        if ct:
+            params["content_type"] = ct
+        if self.params_schema is not None:
+            params["params"] = params_metadata(self.params_schema)
+        if self.resolved.run_id:
+            params["mlflow_run_id"] = self.resolved.run_id
+        return MetadataModelResponse(
+            name=name,
+            versions=[self.version] if self.version else [],
+            platform="mlflow",
+            inputs=self.input_metadata,
+            outputs=self.output_metadata,
+            parameters=Parameters(**params),
+        )

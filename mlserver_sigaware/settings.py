@@ -1,0 +1,77 @@
+"""The runtime's configuration: ``parameters.extra`` of model-settings.json, overridable by env vars.
+
+Every field can be set in ``model-settings.json`` under ``parameters.extra`` or through an environment
+variable named ``MLSERVER_SIGAWARE_<FIELD>`` (e.g. ``MLSERVER_SIGAWARE_TRACKING_URI``); values in
+model-settings.json win, because they are specific to one model while env vars are process-wide.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, Optional
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MLSERVER_SIGAWARE_"
+
+
+class SigawareSettings(BaseSettings):
+    """Per-model settings of :class:`mlserver_sigaware.SignatureAwareRuntime`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", protected_namespaces=())
+
+    tracking_uri: Optional[str] = Field(
+        default=None,
+        description=(
+            "MLflow tracking URI used to resolve `runs:/` and `models:/` URIs. Defaults to the usual "
+            "`MLFLOW_TRACKING_URI`. A relative sqlite path (`sqlite:///mlflow.db`) is resolved against "
+            "the folder holding model-settings.json, so a model folder can ship next to its registry."
+        ),
+    )
+    registry_uri: Optional[str] = Field(
+        default=None,
+        description="MLflow model registry URI, when it differs from the tracking URI (`MLFLOW_REGISTRY_URI`).",
+    )
+    registry_name: Optional[str] = Field(
+        default=None,
+        description=(
+            "Registered model name to serve when no `uri` is given. Defaults to the MLServer model "
+            "`name`; set it when the deployment renames the model (Seldon Core appends `_<version>`)."
+        ),
+    )
+    unknown_inputs: Literal["error", "ignore"] = Field(
+        default="error",
+        description=(
+            "What to do with a V2 input whose name is not in the input signature: `error` answers 400 "
+            "naming it (catches typos in optional column names), `ignore` drops it as MLflow does."
+        ),
+    )
+    enforce_schema_in_mlflow: bool = Field(
+        default=False,
+        description=(
+            "Also run MLflow's own schema enforcement inside `pyfunc.predict`. Our decoder already "
+            "produces data of the signature's types, so this only costs time; turn it on to get "
+            "MLflow's exact conversions for exotic inputs."
+        ),
+    )
+
+    @classmethod
+    def from_extra(cls, extra: Optional[dict[str, Any]]) -> "SigawareSettings":
+        """Build from model-settings' ``parameters.extra``, where unknown keys are a user's typo."""
+        return cls(**(extra or {}))
+
+
+def resolve_relative_sqlite(uri: Optional[str], base_dir: Optional[str]) -> Optional[str]:
+    """Anchor ``sqlite:///relative.db`` at ``base_dir``, leaving every other URI untouched.
+
+    SQLAlchemy reads three slashes as a path relative to the *process's* working directory, which for
+    ``mlserver start <folder>`` is wherever the operator happened to be; anchoring it at the model's
+    folder makes the setting mean the same thing everywhere.
+    """
+    if not uri or base_dir is None or not uri.startswith("sqlite:///"):
+        return uri
+    path = uri[len("sqlite:///") :]
+    if path.startswith("/") or path == ":memory:" or not path:
+        return uri
+    return "sqlite:///" + os.path.normpath(os.path.join(os.path.abspath(base_dir), path))

@@ -1,0 +1,268 @@
+"""MLflow signature -> V2 metadata: the one place that decides names, datatypes, shapes and content types.
+
+The decoder, the encoder and the metadata endpoint all read the :class:`FieldSpec` lists built here, so
+what metadata promises is by construction what ``/infer`` accepts and returns.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import (
+    AnyType,
+    Array,
+    ColSpec,
+    DataType,
+    Map,
+    Object,
+    ParamSchema,
+    Schema,
+    TensorSpec,
+)
+from mlserver.types import MetadataTensor, Parameters
+
+MlflowType = Union[DataType, Array, Object, Map, AnyType, np.dtype]
+
+#: Content type of BYTES inputs/outputs whose elements are JSON documents (Array, Object, Map, Any).
+JSON_CONTENT_TYPE = "json"
+#: Name of the single output when the output schema has no names (as MLflow's `{"predictions": ...}`).
+DEFAULT_OUTPUT_NAME = "predictions"
+
+
+class Layout(str, Enum):
+    """What the model's pyfunc expects: the decoder builds exactly this container."""
+
+    COLUMNS = "columns"  # pandas DataFrame, one column per ColSpec
+    TENSOR = "tensor"  # one ndarray (single unnamed TensorSpec)
+    TENSORS = "tensors"  # dict of ndarrays (named TensorSpecs)
+    ANY = "any"  # no signature: best effort
+
+
+_COLUMN_TYPES: dict[DataType, tuple[str, str]] = {
+    DataType.boolean: ("BOOL", "np"),
+    DataType.integer: ("INT32", "np"),
+    DataType.long: ("INT64", "np"),
+    DataType.float: ("FP32", "np"),
+    DataType.double: ("FP64", "np"),
+    DataType.string: ("BYTES", "str"),
+    DataType.binary: ("BYTES", "base64"),
+    DataType.datetime: ("BYTES", "datetime"),
+}
+
+_NUMPY_KIND_TO_V2 = {
+    "b": {1: "BOOL"},
+    "i": {1: "INT8", 2: "INT16", 4: "INT32", 8: "INT64"},
+    "u": {1: "UINT8", 2: "UINT16", 4: "UINT32", 8: "UINT64"},
+    "f": {2: "FP16", 4: "FP32", 8: "FP64"},
+}
+
+V2_TO_NUMPY: dict[str, np.dtype] = {
+    "BOOL": np.dtype(bool),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+
+
+def numpy_to_v2(dtype: np.dtype) -> str:
+    """V2 datatype of a numpy dtype; strings, bytes and objects travel as BYTES."""
+    dtype = np.dtype(dtype)
+    by_size = _NUMPY_KIND_TO_V2.get(dtype.kind)
+    if by_size and dtype.itemsize in by_size:
+        return by_size[dtype.itemsize]
+    return "BYTES"
+
+
+def type_name(t: Any) -> str:
+    """Short human-readable type used in error messages and metadata (`double`, `array<string>`)."""
+    if isinstance(t, DataType):
+        return t.name
+    if isinstance(t, Array):
+        return f"array<{type_name(t.dtype)}>"
+    if isinstance(t, Map):
+        return f"map<string, {type_name(t.value_type)}>"
+    if isinstance(t, Object):
+        props = ", ".join(
+            f"{p.name}{'' if p.required else '?'}: {type_name(p.dtype)}" for p in t.properties
+        )
+        return f"object{{{props}}}"
+    if isinstance(t, AnyType):
+        return "any"
+    if isinstance(t, np.dtype):
+        return str(t)
+    return str(t)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One V2 tensor as the signature defines it."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    content_type: str
+    required: bool
+    mlflow_type: Any
+    is_tensor: bool
+    #: Position in the schema: unnamed columns are matched by position.
+    index: int = 0
+    named: bool = True
+
+    @property
+    def type_label(self) -> str:
+        if self.is_tensor:
+            return f"{type_name(self.mlflow_type)} tensor of shape {list(self.shape)}"
+        return type_name(self.mlflow_type)
+
+    @property
+    def is_composite(self) -> bool:
+        return isinstance(self.mlflow_type, (Array, Object, Map, AnyType))
+
+    def to_metadata(self) -> MetadataTensor:
+        params: dict[str, Any] = {"content_type": self.content_type}
+        if not self.required:
+            params["required"] = False
+        params["mlflow_type"] = type_name(self.mlflow_type)
+        return MetadataTensor(
+            name=self.name,
+            datatype=self.datatype,
+            shape=list(self.shape),
+            parameters=Parameters(**params),
+        )
+
+
+def _column_field(spec: ColSpec, index: int, name: str) -> FieldSpec:
+    t = spec.type
+    if isinstance(t, DataType):
+        datatype, content_type = _COLUMN_TYPES[t]
+    else:
+        datatype, content_type = "BYTES", JSON_CONTENT_TYPE
+    return FieldSpec(
+        name=name,
+        datatype=datatype,
+        shape=(-1,),
+        content_type=content_type,
+        required=spec.required,
+        mlflow_type=t,
+        is_tensor=False,
+        index=index,
+        named=spec.name is not None,
+    )
+
+
+def _tensor_field(spec: TensorSpec, index: int, name: str) -> FieldSpec:
+    datatype = numpy_to_v2(spec.type)
+    content_type = "np" if datatype != "BYTES" else "str"
+    return FieldSpec(
+        name=name,
+        datatype=datatype,
+        shape=tuple(int(d) for d in spec.shape),
+        content_type=content_type,
+        required=getattr(spec, "required", True),
+        mlflow_type=np.dtype(spec.type),
+        is_tensor=True,
+        index=index,
+        named=spec.name is not None,
+    )
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """A schema flattened into V2 fields plus the container the model wants."""
+
+    layout: Layout
+    fields: tuple[FieldSpec, ...] = ()
+    by_name: dict[str, FieldSpec] = field(default_factory=dict)
+
+    @property
+    def required_names(self) -> list[str]:
+        return [f.name for f in self.fields if f.required]
+
+
+def plan_inputs(schema: Optional[Schema]) -> SchemaPlan:
+    """Input fields; unnamed single inputs are called ``input-0`` like MLServer's MLflow runtime."""
+    return _plan(schema, unnamed=lambda i, n: f"input-{i}")
+
+
+def plan_outputs(schema: Optional[Schema]) -> SchemaPlan:
+    """Output fields; a single unnamed output is ``predictions`` (what MLflow's scoring server calls it)."""
+    return _plan(schema, unnamed=lambda i, n: DEFAULT_OUTPUT_NAME if n == 1 else f"output-{i}")
+
+
+def _plan(schema: Optional[Schema], unnamed) -> SchemaPlan:
+    if schema is None or not schema.inputs:
+        return SchemaPlan(layout=Layout.ANY)
+    specs = schema.inputs
+    n = len(specs)
+    fields = []
+    for i, spec in enumerate(specs):
+        name = spec.name if spec.name is not None else unnamed(i, n)
+        if isinstance(spec, TensorSpec):
+            fields.append(_tensor_field(spec, i, str(name)))
+        else:
+            fields.append(_column_field(spec, i, str(name)))
+    if schema.is_tensor_spec():
+        layout = Layout.TENSORS if schema.has_input_names() else Layout.TENSOR
+    else:
+        layout = Layout.COLUMNS
+    return SchemaPlan(layout=layout, fields=tuple(fields), by_name={f.name: f for f in fields})
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def params_metadata(params: Optional[ParamSchema]) -> list[dict[str, Any]]:
+    """Each param's name, type, default and shape, for the model metadata's ``parameters.params``."""
+    if params is None:
+        return []
+    return [
+        {
+            "name": p.name,
+            "type": type_name(p.dtype),
+            "default": _json_safe(p.default),
+            "shape": list(p.shape) if p.shape is not None else None,
+        }
+        for p in params.params
+    ]
+
+
+def metadata_tensors(plan: SchemaPlan) -> Optional[list[MetadataTensor]]:
+    if plan.layout is Layout.ANY:
+        return None
+    return [f.to_metadata() for f in plan.fields]
+
+
+def signature_parts(
+    signature: Optional[ModelSignature],
+) -> tuple[Optional[Schema], Optional[Schema], Optional[ParamSchema]]:
+    if signature is None:
+        return None, None, None
+    return signature.inputs, signature.outputs, signature.params
+
+
+def names(fields: Sequence[FieldSpec]) -> list[str]:
+    return [f.name for f in fields]
