@@ -80,6 +80,12 @@ def _flatten(data: Any) -> list:
     return [data]
 
 
+def _datatype(inp: RequestInput) -> str:
+    """V2 datatype as text (MLServer's ``Datatype`` is a plain Enum, not a str)."""
+    dt_ = inp.datatype
+    return dt_ if isinstance(dt_, str) else dt_.value
+
+
 def _request_content_type(inp: RequestInput) -> Optional[str]:
     params = inp.parameters
     return params.content_type if params is not None else None
@@ -257,13 +263,13 @@ def _check_composite(value: Any, t: Any, path: str) -> Any:
 def decode_column(inp: RequestInput, spec: Optional[FieldSpec], values: list) -> Any:
     """One V2 input as a DataFrame column (numpy array, pandas array or list) of the spec's type."""
     name = inp.name
-    datatype = inp.datatype if isinstance(inp.datatype, str) else inp.datatype.value
+    datatype = _datatype(inp)
     content_type = _request_content_type(inp)
     if spec is None:
         return _untyped_column(values, datatype, content_type, name)
     t = spec.mlflow_type
     label = spec.type_label
-    if t in _FLOAT_TYPES or t in _INT_TYPES or t is DataType.boolean:
+    if isinstance(t, DataType) and (t in _FLOAT_TYPES or t in _INT_TYPES or t is DataType.boolean):
         target = _FLOAT_TYPES.get(t) or _INT_TYPES.get(t) or np.dtype(bool)
         return _numeric_array(values, datatype, target, name, label)
     if t is DataType.string:
@@ -307,7 +313,7 @@ def _untyped_column(values: list, datatype: str, content_type: Optional[str], na
 def decode_tensor(inp: RequestInput, spec: Optional[FieldSpec]) -> np.ndarray:
     """One V2 input as an ndarray of the request's shape and the spec's dtype (checked against its shape)."""
     values = _checked_values(inp)
-    datatype = inp.datatype if isinstance(inp.datatype, str) else inp.datatype.value
+    datatype = _datatype(inp)
     name = inp.name
     shape = tuple(inp.shape)
     if spec is not None:
@@ -429,7 +435,7 @@ class RequestDecoder:
             n = shape[0] if shape else 1
             composite = spec is not None and spec.is_composite
             if len(shape) > 1 and math.prod(shape[1:]) != 1:
-                if composite and inp.datatype != "BYTES":
+                if composite and _datatype(inp) != "BYTES":
                     width = math.prod(shape[1:])
                     values = [values[i * width : (i + 1) * width] for i in range(n)]
                 else:

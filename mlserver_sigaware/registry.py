@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -19,6 +21,8 @@ from .errors import InvalidInput, ModelLoadError, RegistryNotFound
 from .settings import SigawareSettings, resolve_relative_sqlite
 
 logger = logging.getLogger("mlserver_sigaware")
+
+_GLOBAL_URI_LOCK = threading.Lock()
 
 _VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
@@ -200,12 +204,13 @@ class RegistryClient:
                 return mlflow.pyfunc.load_model(resolved.load_uri)
             import mlflow.artifacts
 
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=resolved.load_uri,
-                dst_path=tempfile.mkdtemp(prefix="sigaware-model-"),
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.registry_uri,
-            )
+            with _mlflow_uris(self.tracking_uri, self.registry_uri):
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=resolved.load_uri,
+                    dst_path=tempfile.mkdtemp(prefix="sigaware-model-"),
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.registry_uri,
+                )
             return mlflow.pyfunc.load_model(local)
         except MlflowException as exc:
             if _is_not_found(exc):
@@ -215,6 +220,37 @@ class RegistryClient:
             raise ModelLoadError(
                 f"cannot load {resolved.ref.describe}: {type(exc).__name__}: {exc}"
             ) from None
+
+
+@contextmanager
+def _mlflow_uris(tracking_uri: Optional[str], registry_uri: Optional[str]):
+    """Point MLflow's process-wide URIs at this model's registry while downloading, then restore them.
+
+    MLflow 3 registers model versions with a ``models:/m-<id>`` source (a logged model) that it resolves
+    with the *global* tracking URI, whatever URI the download was given; without this, a registry model
+    fails to load ("Registered Model ... not found") and MLflow creates an empty ./mlflow.db.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    with _GLOBAL_URI_LOCK:
+        saved_env = {k: os.environ.get(k) for k in env_keys}
+        saved = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
+        try:
+            if tracking_uri:
+                mlflow.set_tracking_uri(tracking_uri)
+            if registry_uri:
+                mlflow.set_registry_uri(registry_uri)
+            yield
+        finally:
+            tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def _quote(name: str) -> str:

@@ -11,7 +11,7 @@ from mlserver import MLModel
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 
-from .errors import ModelFailure, SigawareError
+from .errors import ModelFailure
 from .registry import RegistryClient, parse_model_location
 from .served import ServedModel
 from .settings import SigawareSettings
@@ -49,14 +49,14 @@ class SignatureAwareRuntime(MLModel):
         self.ready = True
         return True
 
-    @property
-    def served(self) -> ServedModel:
+    def current(self) -> ServedModel:
+        # A method, not a property: MLServer's inspect.getmembers() evaluates properties before load().
         if self._served is None:
             raise ModelFailure(f"model '{self.name}' is not loaded")
         return self._served
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        served = self.served
+        served = self.current()
         try:
             data, params = served.decoder.decode(payload)
             prediction = served.predictor(data, params, enforce=served.needs_enforcement(payload))
@@ -76,4 +76,4 @@ class SignatureAwareRuntime(MLModel):
         )
 
     async def metadata(self) -> MetadataModelResponse:
-        return self.served.metadata(self.name)
+        return self.current().metadata(self.name)

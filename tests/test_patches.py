@@ -1,0 +1,30 @@
+"""MLServer 1.7.1 fixes: errors raised in a worker keep their status and message across the pipe."""
+
+from __future__ import annotations
+
+import pickle
+
+from mlserver.parallel.errors import WorkerError
+
+import mlserver_sigaware  # noqa: F401  (applies the patches)
+from mlserver_sigaware.errors import InvalidInput, ModelFailure, RegistryNotFound
+
+
+def test_worker_error_keeps_status_through_pickle():
+    # Unpatched, WorkerError(InvalidInput(...)) comes back from the worker as a 500.
+    for exc, status in [(InvalidInput("input 'x' missing"), 400), (RegistryNotFound("nope"), 404),
+                        (ModelFailure("boom"), 500)]:
+        err = pickle.loads(pickle.dumps(WorkerError(exc)))
+        assert err.status_code == status
+        assert str(err) == str(exc)  # no "mlserver_sigaware.errors.InvalidInput:" prefix
+
+
+def test_worker_error_for_foreign_exceptions_keeps_mlserver_message():
+    err = pickle.loads(pickle.dumps(WorkerError(ValueError("bad"))))
+    assert err.status_code == 500
+    assert str(err) == "builtins.ValueError: bad"
+
+
+def test_our_errors_pickle_with_status():
+    err = pickle.loads(pickle.dumps(InvalidInput("x", 422)))
+    assert (type(err), err.status_code, str(err)) == (InvalidInput, 422, "x")
