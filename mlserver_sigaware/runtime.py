@@ -9,7 +9,11 @@ from typing import Optional
 
 from mlserver import MLModel
 from mlserver.errors import MLServerError
+from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
+from starlette.responses import Response
+
+from . import routes
 
 from .errors import ModelFailure
 from .registry import RegistryClient, parse_model_location
@@ -27,6 +31,12 @@ class SignatureAwareRuntime(MLModel):
 
     _served: Optional[ServedModel] = None
 
+    def __init__(self, settings: ModelSettings):
+        super().__init__(settings)
+        params = settings.parameters
+        self.config = SigawareSettings.from_extra(params.extra if params else None)
+        routes.install(self)
+
     @property
     def settings_dir(self) -> Optional[str]:
         source = getattr(self._settings, "_source", None)
@@ -34,7 +44,6 @@ class SignatureAwareRuntime(MLModel):
 
     async def load(self) -> bool:
         params = self._settings.parameters
-        self.config = SigawareSettings.from_extra(params.extra if params else None)
         self.registry = RegistryClient(self.config, self.settings_dir)
         ref = parse_model_location(params.uri if params else None, self.settings_dir, self.name, self.config)
         # Resolving and loading block on I/O and unpickling: keep them off the event loop.
@@ -46,7 +55,12 @@ class SignatureAwareRuntime(MLModel):
             self.name,
             f" version {resolved.version}" if resolved.version else "",
         )
+        routes.DIRECTORY.add(self)
         self.ready = True
+        return True
+
+    async def unload(self) -> bool:
+        routes.DIRECTORY.remove(self)
         return True
 
     def current(self) -> ServedModel:
@@ -77,3 +91,29 @@ class SignatureAwareRuntime(MLModel):
 
     async def metadata(self) -> MetadataModelResponse:
         return self.current().metadata(self.name)
+
+    # -- MLflow scoring protocol (routes.py registers these as HTTP routes) -----------------------
+
+    def invocations(self, body: bytes, content_type: Optional[str]) -> Response:
+        from . import scoring
+
+        result = scoring.invoke(self.current(), body, content_type)
+        return Response(content=result.body, status_code=result.status, media_type=result.content_type)
+
+    def ping(self) -> Response:
+        from . import scoring
+
+        status, body, media_type = scoring.ping_body()
+        return Response(content=body, status_code=status, media_type=media_type)
+
+    def mlflow_version(self) -> Response:
+        from . import scoring
+
+        status, body, media_type = scoring.version_body()
+        return Response(content=body, status_code=status, media_type=media_type)
+
+    def no_default_model(self, names: list[str]) -> Response:
+        from . import scoring
+
+        result = scoring.no_default_model(names)
+        return Response(content=result.body, status_code=result.status, media_type=result.content_type)

@@ -47,6 +47,13 @@ class SigawareSettings(BaseSettings):
             "naming it (catches typos in optional column names), `ignore` drops it as MLflow does."
         ),
     )
+    default_invocations_model: bool = Field(
+        default=False,
+        description=(
+            "Serve the bare `POST /invocations` with this model when the server hosts several "
+            "(with one model it is always that one). Every model has `/v2/models/<name>/invocations`."
+        ),
+    )
     enforce_schema_in_mlflow: bool = Field(
         default=False,
         description=(

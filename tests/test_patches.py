@@ -28,3 +28,24 @@ def test_worker_error_for_foreign_exceptions_keeps_mlserver_message():
 def test_our_errors_pickle_with_status():
     err = pickle.loads(pickle.dumps(InvalidInput("x", 422)))
     assert (type(err), err.status_code, str(err)) == (InvalidInput, 422, "x")
+
+
+def test_v2_validation_errors_are_400_naming_the_field():
+    import asyncio
+
+    import orjson
+    from fastapi.exceptions import RequestValidationError
+    from mlserver.rest.errors import _EXCEPTION_HANDLERS
+
+    handler = _EXCEPTION_HANDLERS[RequestValidationError]
+    exc = RequestValidationError(
+        [
+            {"loc": ("body", "inputs", 0, "datatype"), "msg": "Input should be 'BOOL'", "type": "enum"},
+            {"loc": ("body", 81), "msg": "JSON decode error", "type": "json_invalid"},
+        ]
+    )
+    response = asyncio.run(handler(None, exc))
+    assert response.status_code == 400
+    assert orjson.loads(response.body) == {
+        "error": "inputs[0].datatype: Input should be 'BOOL'; body[81]: JSON decode error"
+    }
