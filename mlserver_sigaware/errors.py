@@ -57,3 +57,15 @@ class OutputEncodingError(SigawareError):
     """The model returned something that cannot be encoded as its output signature promises."""
 
     default_status = status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+class VersionConflict(SigawareError):
+    """A registry version whose signature is incompatible with the default version's."""
+
+    default_status = status.HTTP_409_CONFLICT
+
+
+class VersionNotAllowed(SigawareError):
+    """A version or alias outside ``allowed_versions`` / ``allowed_aliases``."""
+
+    default_status = status.HTTP_403_FORBIDDEN

@@ -31,6 +31,13 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
+async def version_selector(request: Request) -> Optional[str]:
+    """The version a request's headers select (``mlflow-model-version`` / ``serve_multiplexed_model_id``)."""
+    from .versions import selector_from_headers
+
+    return selector_from_headers(dict(request.headers))
+
+
 class ModelDirectory:
     """Which runtimes are loaded in this process, for the bare ``/invocations`` route.
 
@@ -92,17 +99,19 @@ def install(model: "SignatureAwareRuntime") -> None:
     async def sigaware_invocations(
         body: bytes = Depends(raw_body),
         content_type: Optional[str] = Header(default=None),
+        selector: Optional[str] = Depends(version_selector),
     ) -> Response:
-        return model.invocations(body, content_type)
+        return await model.invocations(body, content_type, selector)
 
     async def sigaware_root_invocations(
         body: bytes = Depends(raw_body),
         content_type: Optional[str] = Header(default=None),
+        selector: Optional[str] = Depends(version_selector),
     ) -> Response:
         target, names = DIRECTORY.default()
         if target is None:
             return model.no_default_model(names)
-        return target.invocations(body, content_type)
+        return await target.invocations(body, content_type, selector)
 
     async def sigaware_ping() -> Response:
         return model.ping()
@@ -110,23 +119,21 @@ def install(model: "SignatureAwareRuntime") -> None:
     async def sigaware_version() -> Response:
         return model.mlflow_version()
 
-    handlers = [
-        ("sigaware_invocations", sigaware_invocations, f"{base}/invocations", "POST"),
-        ("sigaware_root_invocations", sigaware_root_invocations, "/invocations", "POST"),
-        ("sigaware_ping", sigaware_ping, "/ping", "GET"),
-        ("sigaware_health", sigaware_ping, "/health", "GET"),
-        ("sigaware_version", sigaware_version, "/version", "GET"),
-    ]
-    if model.version:
-        handlers.append(
-            ("sigaware_versioned_invocations", sigaware_invocations,
-             f"{base}/versions/{model.version}/invocations", "POST")
-        )
-    for attr, fn, path, method in handlers:
-        # /ping and /health share one coroutine function: give each its own object to tag.
-        if attr == "sigaware_health":
-            async def sigaware_health() -> Response:
-                return model.ping()
+    async def sigaware_health() -> Response:
+        return model.ping()
 
-            fn = sigaware_health
+    if model.version:
+        # A per-version instance (listed by MlflowRegistryRepository) answers only its own route;
+        # the unversioned routes belong to the default instance.
+        handlers = [("sigaware_invocations", sigaware_invocations,
+                     f"{base}/versions/{model.version}/invocations", "POST")]
+    else:
+        handlers = [
+            ("sigaware_invocations", sigaware_invocations, f"{base}/invocations", "POST"),
+            ("sigaware_root_invocations", sigaware_root_invocations, "/invocations", "POST"),
+            ("sigaware_ping", sigaware_ping, "/ping", "GET"),
+            ("sigaware_health", sigaware_health, "/health", "GET"),
+            ("sigaware_version", sigaware_version, "/version", "GET"),
+        ]
+    for attr, fn, path, method in handlers:
         setattr(model, attr, _handler(attr, fn, path, method))

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ParamSchema, Schema
 from mlserver.types import InferenceRequest, MetadataModelResponse, MetadataTensor, Parameters
 
@@ -36,6 +37,7 @@ class ServedModel:
     decoder: RequestDecoder
     encoder: ResponseEncoder
     always_enforce: bool
+    signature: Optional[ModelSignature] = None
     input_metadata: Optional[list[MetadataTensor]] = field(default=None)
     output_metadata: Optional[list[MetadataTensor]] = field(default=None)
 
@@ -77,6 +79,7 @@ class ServedModel:
             decoder=RequestDecoder(inputs, params_schema, cfg.unknown_inputs),
             encoder=ResponseEncoder(outputs),
             always_enforce=always_enforce,
+            signature=signature,
             input_metadata=metadata_tensors(inputs),
             output_metadata=metadata_tensors(outputs),
         )
@@ -88,7 +91,7 @@ class ServedModel:
         forced = request.parameters is not None and request.parameters.content_type
         return bool(forced) and self.inputs.layout is not Layout.ANY
 
-    def metadata(self, name: str) -> MetadataModelResponse:
+    def metadata(self, name: str, extra: Optional[dict[str, Any]] = None) -> MetadataModelResponse:
         params: dict[str, Any] = {"mlflow_source": self.resolved.ref.describe}
         ct = _MODEL_CONTENT_TYPE.get(self.inputs.layout)
         if ct:
@@ -97,6 +100,8 @@ class ServedModel:
             params["params"] = params_metadata(self.params_schema)
         if self.resolved.run_id:
             params["mlflow_run_id"] = self.resolved.run_id
+        if extra:
+            params.update(extra)
         return MetadataModelResponse(
             name=name,
             versions=[self.version] if self.version else [],

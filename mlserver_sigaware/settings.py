@@ -63,6 +63,39 @@ class SigawareSettings(BaseSettings):
         ),
     )
 
+    max_loaded_versions: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Most registry versions kept loaded per worker process, the default version included; "
+            "the least recently used other version is evicted to make room."
+        ),
+    )
+    compatibility: Literal["strict", "compatible"] = Field(
+        default="strict",
+        description=(
+            "How a requested version's signature must relate to the default version's: `strict` "
+            "(equal) or `compatible` (same required inputs and types; new optional inputs and params "
+            "allowed; every default output still present). Refused versions answer 409."
+        ),
+    )
+    alias_poll_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "When the default version is an alias (`models:/name@champion`), re-resolve it this often "
+            "and hot-swap to its new target (0 disables polling; the repository load API still works)."
+        ),
+    )
+    allowed_versions: Optional[list[str]] = Field(
+        default=None,
+        description="If set, requests may select only these registry versions (others: 403).",
+    )
+    allowed_aliases: Optional[list[str]] = Field(
+        default=None,
+        description="If set, requests may select only these aliases (others: 403).",
+    )
+
     @classmethod
     def from_extra(cls, extra: Optional[dict[str, Any]]) -> "SigawareSettings":
         """Build from model-settings' ``parameters.extra``, where unknown keys are a user's typo."""

@@ -266,3 +266,74 @@ def signature_parts(
 
 def names(fields: Sequence[FieldSpec]) -> list[str]:
     return [f.name for f in fields]
+
+
+# ----------------------------------------------------------------------------- compatibility diff
+
+
+def _fields_by_name(schema: Optional[Schema], outputs: bool) -> dict[str, FieldSpec]:
+    plan = plan_outputs(schema) if outputs else plan_inputs(schema)
+    return dict(plan.by_name)
+
+
+def _params_by_name(params: Optional[ParamSchema]) -> dict[str, str]:
+    if params is None:
+        return {}
+    return {
+        p.name: type_name(p.dtype) + (f"{list(p.shape)}" if p.shape is not None else "")
+        for p in params.params
+    }
+
+
+def signature_diff(
+    base: Optional[ModelSignature], candidate: Optional[ModelSignature], policy: str = "strict"
+) -> list[str]:
+    """Why ``candidate`` cannot serve in place of ``base``; empty when it can.
+
+    ``strict``: the signatures must be equal. ``compatible``: every required input of ``base`` exists
+    in ``candidate`` with the same type, ``candidate`` requires nothing ``base`` does not provide for,
+    new optional inputs and new params are fine, and every output of ``base`` is still there with the
+    same type — so every request valid for ``base`` stays valid, and every answer keeps its fields.
+    """
+    b_in, b_out, b_par = signature_parts(base)
+    c_in, c_out, c_par = signature_parts(candidate)
+    if (b_in is None) != (c_in is None):
+        return ["one version has an input signature and the other has none"]
+    problems: list[str] = []
+    bi, ci = _fields_by_name(b_in, False), _fields_by_name(c_in, False)
+    for name, f in bi.items():
+        other = ci.get(name)
+        if other is None:
+            if f.required or policy == "strict":
+                problems.append(f"input '{name}' ({f.type_label}) missing")
+        elif other.type_label != f.type_label:
+            problems.append(f"input '{name}' is {other.type_label}, expected {f.type_label}")
+        elif other.required and not f.required:
+            problems.append(f"input '{name}' ({f.type_label}) became required")
+        elif policy == "strict" and other.required != f.required:
+            problems.append(f"input '{name}' ({f.type_label}) became optional")
+    for name, f in ci.items():
+        if name in bi:
+            continue
+        if f.required:
+            problems.append(f"unexpected required input '{name}' ({f.type_label})")
+        elif policy == "strict":
+            problems.append(f"unexpected optional input '{name}' ({f.type_label})")
+    bo, co = _fields_by_name(b_out, True), _fields_by_name(c_out, True)
+    for name, f in bo.items():
+        other = co.get(name)
+        if other is None:
+            problems.append(f"output '{name}' ({f.type_label}) missing")
+        elif other.type_label != f.type_label:
+            problems.append(f"output '{name}' is {other.type_label}, expected {f.type_label}")
+    if policy == "strict":
+        problems += [f"unexpected output '{n}' ({f.type_label})" for n, f in co.items() if n not in bo]
+    bp, cp = _params_by_name(b_par), _params_by_name(c_par)
+    for name, t in bp.items():
+        if name not in cp:
+            problems.append(f"param '{name}' ({t}) missing")
+        elif cp[name] != t:
+            problems.append(f"param '{name}' is {cp[name]}, expected {t}")
+    if policy == "strict":
+        problems += [f"unexpected param '{n}' ({t})" for n, t in cp.items() if n not in bp]
+    return problems
