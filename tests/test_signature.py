@@ -145,3 +145,61 @@ def test_params_metadata():
         {"name": "n", "type": "long", "default": 3, "shape": None},
     ]
     assert params_metadata(None) == []
+
+
+# ------------------------------------------------------------------------------ compatibility diff
+
+from mlflow.models.signature import ModelSignature  # noqa: E402
+
+from mlserver_sigaware.signature import signature_diff  # noqa: E402
+
+
+def sig(inputs, outputs=(ColSpec("string", "translation_text"),), params=None):
+    return ModelSignature(Schema(list(inputs)), Schema(list(outputs)), params)
+
+
+PROMPT = sig([ColSpec("string", "prompt")])
+
+
+def test_equal_signatures_have_no_diff():
+    assert signature_diff(PROMPT, sig([ColSpec("string", "prompt")]), "strict") == []
+
+
+def test_renamed_input_is_listed_both_ways():
+    other = sig([ColSpec("string", "text_to_translate")])
+    assert signature_diff(PROMPT, other, "strict") == [
+        "input 'prompt' (string) missing",
+        "unexpected required input 'text_to_translate' (string)",
+    ]
+    assert signature_diff(PROMPT, other, "compatible") == signature_diff(PROMPT, other, "strict")
+
+
+def test_compatible_allows_new_optional_inputs_and_params_strict_does_not():
+    newer = sig(
+        [ColSpec("string", "prompt"), ColSpec("string", "style", required=False)],
+        params=ParamSchema([ParamSpec("temperature", "double", 1.0)]),
+    )
+    assert signature_diff(PROMPT, newer, "compatible") == []
+    assert signature_diff(PROMPT, newer, "strict") == [
+        "unexpected optional input 'style' (string)",
+        "unexpected param 'temperature' (double)",
+    ]
+
+
+def test_type_changes_and_missing_outputs():
+    other = sig([ColSpec("long", "prompt")], outputs=[ColSpec("string", "text")])
+    assert signature_diff(PROMPT, other, "compatible") == [
+        "input 'prompt' is long, expected string",
+        "output 'translation_text' (string) missing",
+    ]
+
+
+def test_optional_becoming_required_is_refused():
+    base = sig([ColSpec("string", "prompt"), ColSpec("string", "style", required=False)])
+    other = sig([ColSpec("string", "prompt"), ColSpec("string", "style")])
+    assert signature_diff(base, other, "compatible") == ["input 'style' (string) became required"]
+
+
+def test_missing_param_is_refused():
+    base = sig([ColSpec("string", "prompt")], params=ParamSchema([ParamSpec("n", "long", 1)]))
+    assert signature_diff(base, PROMPT, "compatible") == ["param 'n' (long) missing"]
