@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from .errors import InvalidInput, ModelFailure, SigawareError
 
-logger = logging.getLogger("mlserver_sigaware")
+logger = logging.getLogger("mlserver.sigaware")
 
 _MAX_MESSAGE = 2000
 

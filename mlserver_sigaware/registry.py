@@ -20,7 +20,7 @@ from typing import Optional
 from .errors import InvalidInput, ModelLoadError, RegistryNotFound
 from .settings import SigawareSettings, resolve_relative_sqlite
 
-logger = logging.getLogger("mlserver_sigaware")
+logger = logging.getLogger("mlserver.sigaware")
 
 _GLOBAL_URI_LOCK = threading.Lock()
 
@@ -142,7 +142,7 @@ class RegistryClient:
 
     def resolve(self, ref: ModelRef) -> ResolvedModel:
         if ref.kind != "registry":
-            return ResolvedModel(ref=ref, load_uri=ref.uri)
+            return ResolvedModel(ref=ref, load_uri=ref.uri, run_id=_run_id_of(ref.uri))
         assert ref.name is not None
         if ref.version:
             mv = self._get_version(ref.name, ref.version)
@@ -251,6 +251,18 @@ def _mlflow_uris(tracking_uri: Optional[str], registry_uri: Optional[str]):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def _run_id_of(uri: str) -> Optional[str]:
+    """The run id of a ``runs:/<run_id>/<path>`` URI (``None`` for any other URI).
+
+    Registry versions report their run id in metadata (``mlflow_run_id``); a model served straight
+    from ``runs:/`` has it in its URI and reports it too.
+    """
+    if not uri.startswith("runs:/"):
+        return None
+    run_id = uri[len("runs:/") :].lstrip("/").split("/", 1)[0]
+    return run_id or None
 
 
 def _quote(name: str) -> str:

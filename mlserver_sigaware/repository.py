@@ -24,7 +24,7 @@ from typing import List
 from mlserver.repository.repository import SchemalessModelRepository
 from mlserver.settings import ModelSettings
 
-logger = logging.getLogger("mlserver_sigaware")
+logger = logging.getLogger("mlserver.sigaware")
 
 _RUNTIME_PATH = "mlserver_sigaware.SignatureAwareRuntime"
 

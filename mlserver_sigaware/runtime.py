@@ -18,7 +18,7 @@ from .registry import RegistryClient, parse_model_location
 from .served import ServedModel
 from .settings import SigawareSettings
 
-logger = logging.getLogger("mlserver_sigaware")
+logger = logging.getLogger("mlserver.sigaware")
 
 #: Response header (REST) naming the registry version that answered.
 VERSION_HEADER = "mlflow-model-version"

@@ -20,7 +20,7 @@ from .registry import RegistryClient, ResolvedModel
 from .settings import SigawareSettings
 from .signature import Layout, SchemaPlan, metadata_tensors, params_metadata, plan_inputs, plan_outputs
 
-logger = logging.getLogger("mlserver_sigaware")
+logger = logging.getLogger("mlserver.sigaware")
 
 _MODEL_CONTENT_TYPE = {Layout.COLUMNS: "pd", Layout.TENSOR: "np", Layout.TENSORS: "dict"}
 

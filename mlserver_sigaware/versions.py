@@ -21,7 +21,7 @@ from .served import ServedModel
 from .settings import SigawareSettings
 from .signature import signature_diff
 
-logger = logging.getLogger("mlserver_sigaware")
+logger = logging.getLogger("mlserver.sigaware")
 
 #: Request headers that select a version: ours, and Ray Serve's multiplexing header.
 VERSION_HEADERS = ("mlflow-model-version", "serve_multiplexed_model_id")
@@ -56,6 +56,8 @@ class VersionManager:
         self._loaded: "OrderedDict[str, ServedModel]" = OrderedDict()
         self._loading: dict[str, asyncio.Future] = {}
         self._refused: dict[str, str] = {}
+        self._rejected_targets: dict[str, SigawareError] = {}  # alias targets that failed to load/refused
+        self._last_warning: Optional[str] = None
         self._aliases: dict[str, tuple[str, float]] = {}
         self._start_lock: Optional[asyncio.Lock] = None
         self._swap_lock: Optional[asyncio.Lock] = None
@@ -98,8 +100,11 @@ class VersionManager:
             try:
                 await self.refresh_default()
             except SigawareError as exc:
-                logger.warning("alias %s@%s: keeping version %s: %s", self.name, self.default_alias,
-                               self.default.version if self.default else None, exc)
+                message = str(exc)
+                if message != self._last_warning:  # once per problem, not once per poll
+                    self._last_warning = message
+                    logger.warning("alias %s@%s: keeping version %s: %s", self.name, self.default_alias,
+                                   self.default.version if self.default else None, message)
             except Exception:  # never let the watcher die
                 logger.exception("alias %s@%s: refresh failed", self.name, self.default_alias)
 
@@ -230,20 +235,31 @@ class VersionManager:
             if resolved.version == current.version:
                 return None
             assert resolved.version is not None
+            rejected = self._rejected_targets.get(resolved.version)
+            if rejected is not None:  # remembered: not downloaded again on every poll
+                raise rejected
             candidate = self._loaded.get(resolved.version)
             if candidate is None:
-                candidate = await asyncio.to_thread(self._loader, resolved)
+                try:
+                    candidate = await asyncio.to_thread(self._loader, resolved)
+                except SigawareError as exc:
+                    self._rejected_targets[resolved.version] = exc
+                    raise
             problems = signature_diff(current.signature, candidate.signature, self.cfg.compatibility)
             if problems:
                 metrics.refusals().labels(self.name, resolved.version).inc()
-                raise VersionConflict(
+                conflict = VersionConflict(
                     f"alias '{alias}' of '{self.name}' moved to version {resolved.version}, which is not "
                     f"compatible with the serving version {current.version} ({self.cfg.compatibility}): "
                     + "; ".join(problems)
                 )
+                self._rejected_targets[resolved.version] = conflict
+                raise conflict
             # The switch itself is one assignment: requests already holding `current` finish on it.
             self.default = candidate
             self._refused.clear()  # the baseline changed: earlier refusals may no longer hold
+            self._rejected_targets.clear()
+            self._last_warning = None
             self._aliases.pop(alias, None)
             self._insert(candidate)
             metrics.alias_swaps().labels(self.name, alias).inc()

@@ -459,6 +459,25 @@ def build_composite(dest: Path) -> Path:
 
 
 #: Every builder by kind (``build_text`` with its defaults: en->de, ``prompt`` input).
+class BrokenModel(PythonModel):
+    """Registers fine, fails to load: what a bad registry push looks like to a server."""
+
+    def load_context(self, context):
+        raise RuntimeError("broken on purpose: this version cannot load")
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # pragma: no cover
+        raise AssertionError("never loaded")
+
+
+def build_broken(dest: Path, input_name: str = "prompt") -> Path:
+    """A model with the text model's signature whose loading raises."""
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", input_name)]),
+        outputs=Schema([ColSpec("string", "translation_text")]),
+    )
+    return _save_pyfunc(dest, BrokenModel(), signature)
+
+
 BUILDERS: dict[str, Builder] = {
     "wine": build_wine,
     "mixed": build_mixed,
@@ -469,6 +488,7 @@ BUILDERS: dict[str, Builder] = {
     "failing": build_failing,
     "no_signature": build_no_signature,
     "composite": build_composite,
+    "broken": build_broken,
 }
 
 
