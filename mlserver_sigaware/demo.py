@@ -49,6 +49,7 @@ __all__ = [
     "DEMO_ALIAS",
     "DEMO_EXPERIMENT",
     "EN_DE",
+    "EN_FR",
     "TEXT_MODEL_NAME",
     "WINE_MODEL_NAME",
     "TextTranslator",
@@ -65,6 +66,8 @@ __all__ = [
 WINE_MODEL_NAME = "wine-regressor"
 TEXT_MODEL_NAME = "text-translator"
 DEMO_ALIAS = "champion"
+#: The text model's second version (en->fr), to choose per request: ``mlflow-model-version: @challenger``.
+CHALLENGER_ALIAS = "challenger"
 DEMO_EXPERIMENT = "sigaware-demo"
 DB_FILENAME = "mlflow.db"
 ARTIFACTS_DIRNAME = "artifacts"
@@ -121,6 +124,30 @@ def translate(text: str, dictionary: dict[str, str]) -> str:
             translated = translated[:1].upper() + translated[1:]
         out.append(f"{lead}{translated}{trail}")
     return " ".join(out)
+
+
+#: English -> French, for the demo's second text-translator version (alias ``challenger``).
+EN_FR: dict[str, str] = {
+    "a": "un",
+    "and": "et",
+    "cat": "chat",
+    "dog": "chien",
+    "friend": "ami",
+    "good": "bon",
+    "hello": "bonjour",
+    "house": "maison",
+    "i": "je",
+    "is": "est",
+    "love": "aime",
+    "morning": "matin",
+    "my": "mon",
+    "night": "nuit",
+    "red": "rouge",
+    "the": "le",
+    "water": "eau",
+    "wine": "vin",
+    "world": "monde",
+}
 
 
 class TextTranslator(mlflow.pyfunc.PythonModel):
@@ -255,12 +282,11 @@ def is_populated(directory: Path) -> bool:
         return False
     try:
         with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
-            rows = conn.execute(
-                "SELECT name FROM registered_model_aliases WHERE alias = ?", (DEMO_ALIAS,)
-            ).fetchall()
+            rows = conn.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
     except sqlite3.Error:
         return False
-    return {WINE_MODEL_NAME, TEXT_MODEL_NAME} <= {row[0] for row in rows}
+    have = {(row[0], row[1]) for row in rows}
+    return {(WINE_MODEL_NAME, DEMO_ALIAS), (TEXT_MODEL_NAME, DEMO_ALIAS), (TEXT_MODEL_NAME, CHALLENGER_ALIAS)} <= have
 
 
 def _log_wine(experiment_id: str) -> ModelInfo:
@@ -352,6 +378,19 @@ def _populate(directory: Path) -> tuple[str, list[str]]:
             )
             client.set_registered_model_alias(name, DEMO_ALIAS, version.version)
             registered.append(name)
+        try:
+            client.get_model_version_by_alias(TEXT_MODEL_NAME, CHALLENGER_ALIAS)
+        except mlflow.MlflowException:
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{TEXT_MODEL_NAME}-fr"):
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=TextTranslator(EN_FR), signature=TEXT_SIGNATURE,
+                    pip_requirements=[],
+                )
+            version = client.create_model_version(
+                name=TEXT_MODEL_NAME, source=info.model_uri, run_id=info.run_id, model_id=info.model_id
+            )
+            client.set_registered_model_alias(TEXT_MODEL_NAME, CHALLENGER_ALIAS, version.version)
+            registered.append(f"{TEXT_MODEL_NAME} (en->fr, @{CHALLENGER_ALIAS})")
     return uri, registered
 
 

@@ -53,7 +53,7 @@ from mlflow.types.schema import (
     TensorSpec,
 )
 
-from mlserver_sigaware.demo import EN_DE, TextTranslator, quiet_mlflow, use_tracking_uri
+from mlserver_sigaware.demo import EN_DE, EN_FR, TextTranslator, quiet_mlflow, use_tracking_uri
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -78,28 +78,6 @@ Builder = Callable[[Path], Path]
 #: Experiment that :func:`register` logs into.
 TEST_EXPERIMENT = "sigaware-tests"
 
-#: The English -> French dictionary of ``build_text(lang="fr")``.
-EN_FR: dict[str, str] = {
-    "a": "un",
-    "and": "et",
-    "cat": "chat",
-    "dog": "chien",
-    "friend": "ami",
-    "good": "bon",
-    "hello": "bonjour",
-    "house": "maison",
-    "i": "je",
-    "is": "est",
-    "love": "aime",
-    "morning": "matin",
-    "my": "mon",
-    "night": "nuit",
-    "red": "rouge",
-    "the": "le",
-    "water": "eau",
-    "wine": "vin",
-    "world": "monde",
-}
 
 _DICTIONARIES: dict[str, dict[str, str]] = {"de": EN_DE, "fr": EN_FR}
 
