@@ -118,6 +118,13 @@ def _text(value: Any, name: str) -> Optional[str]:
 
 def _numeric_array(values: list, datatype: str, target: np.dtype, name: str, label: str):
     """Numbers of a V2 tensor as ``target``; refuses lossy or nonsensical casts with a 400."""
+    try:
+        return _numeric_array_unchecked(values, datatype, target, name, label)
+    except OverflowError:  # e.g. 2**64 for a long: numpy/pandas refuse it, the client gets a 400
+        raise InvalidInput(f"input '{name}': value out of range for {label}") from None
+
+
+def _numeric_array_unchecked(values: list, datatype: str, target: np.dtype, name: str, label: str):
     if target.kind == "b":
         if datatype != "BOOL":
             raise InvalidInput(f"input '{name}': expected {label} (BOOL), got {datatype}")
@@ -170,7 +177,8 @@ def _numeric_array(values: list, datatype: str, target: np.dtype, name: str, lab
 def _datetimes(values: list, name: str) -> pd.Series | pd.DatetimeIndex:
     texts = [_text(v, name) if not isinstance(v, (_dt.datetime, _dt.date)) else v for v in values]
     try:
-        return pd.to_datetime(pd.Series(texts, dtype=object), format="ISO8601")
+        # Nanoseconds, as MLflow's own enforcement gives models (pandas 3 would infer microseconds).
+        return pd.to_datetime(pd.Series(texts, dtype=object), format="ISO8601").dt.as_unit("ns")
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
             f"input '{name}': expected ISO-8601 datetimes (e.g. '2024-01-31T12:00:00'): {exc}"
@@ -485,7 +493,54 @@ class RequestDecoder:
         given: dict[str, Any] = {}
         if parameters is not None and parameters.model_extra:
             given = {k: v for k, v in parameters.model_extra.items() if k not in RESERVED_PARAMETERS}
-        return validate_params(given, self.params_schema)
+        return validate_params(_v2_param_values(given, self._param_specs), self.params_schema)
+
+
+#: Scalar param types a V2 client may send as JSON text (see :func:`_v2_param_values`).
+_TEXT_SCALAR_PARAM_TYPES = frozenset(
+    {DataType.integer, DataType.long, DataType.float, DataType.double, DataType.boolean}
+)
+
+
+def _v2_param_values(given: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any]:
+    """V2-only adjustments of request params before :func:`validate_params` (not /invocations).
+
+    MLServer 1.7.1's gRPC ``InferParameter`` has only ``bool_param``, ``int64_param`` and
+    ``string_param``: a double sent by a gRPC client (tritonclient sends every Python float as
+    ``double_param``) reaches us as ``None``, and a fractional number cannot be sent at all.
+    Passing that ``None`` on made the model fail and the client got a 500 blaming the model
+    ("model raised TypeError: float() ... 'NoneType'"), or worse, a model treating ``None`` as
+    "use the default" silently ignored the value the client sent. So:
+
+    * a ``None`` (JSON null, or a value MLServer could not decode) is a 400 naming the param,
+      unless ``None`` is the param's own default (then it means the same as leaving it out);
+    * a numeric or boolean scalar param given as text (``"2.5"``, ``"true"``) is parsed as JSON,
+      as list params already are, so that gRPC clients can send any value.
+    """
+    out = dict(given)
+    for name, value in given.items():
+        spec = specs.get(name)
+        if spec is None:
+            continue  # unknown params are reported by validate_params
+        if value is None:
+            if spec.default is None:
+                continue
+            raise InvalidParams(
+                f"param '{name}': no value (null); leave it out to use its default {spec.default!r}. "
+                f"Over gRPC, MLServer only carries bool, int64 and string parameters: "
+                f"send a {type_name(spec.dtype)} as text (e.g. \"2.5\")"
+            )
+        if spec.shape is None and spec.dtype in _TEXT_SCALAR_PARAM_TYPES and isinstance(value, (str, bytes)):
+            try:
+                parsed = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue  # validate_params reports the text as a wrong type
+            if spec.dtype is DataType.boolean:
+                if isinstance(parsed, bool):
+                    out[name] = parsed
+            elif isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+                out[name] = parsed
+    return out
 
 
 def validate_params(given: dict[str, Any], schema: Optional[ParamSchema]) -> Optional[dict[str, Any]]:
@@ -732,3 +787,36 @@ def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, li
             return "INT64", "np", shape, flat
         return "FP64", "np", shape, [math.nan if v is None else v for v in flat]
     return "BYTES", JSON_CONTENT_TYPE, shape, [_json_bytes(v) for v in flat]
+
+
+# ============================================================================ MLflow scoring protocol
+# Helpers for scoring.py (``POST /invocations``, MLflow's JSON protocol). Kept apart from the V2 code
+# above, which they reuse rather than duplicate.
+
+
+def _param_type_error(name: str, spec: Any, value: Any) -> InvalidParams:
+    shape = f" of shape {list(spec.shape)}" if spec.shape is not None else ""
+    return InvalidParams(f"param '{name}': expected {type_name(spec.dtype)}{shape}, got {value!r}")
+
+
+def validate_json_params(given: Any, schema: Optional[ParamSchema]) -> Any:
+    """The ``params`` of an MLflow JSON request, with MLflow's semantics around :func:`validate_params`.
+
+    As MLflow's ``_enforce_params_schema``: without a params schema, params are ignored (``None`` and
+    ``{}`` pass through, anything else becomes ``{}``); unknown names are ignored; a ``params`` that is
+    not a JSON object is an :class:`InvalidParams`. Unlike V2 (gRPC parameters are scalars), a list
+    param given as JSON text is rejected, as MLflow does. Values are then checked and defaults filled
+    in by :func:`validate_params`.
+    """
+    if schema is None:
+        return given if given is None or (isinstance(given, dict) and not given) else {}
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise InvalidParams(f"params must be a JSON object, got {type(given).__name__} {given!r}")
+    specs = {p.name: p for p in schema.params}
+    known = {k: v for k, v in given.items() if k in specs}
+    for name, value in known.items():
+        if specs[name].shape is not None and isinstance(value, (str, bytes)):
+            raise _param_type_error(name, specs[name], value)
+    return validate_params(known, schema)

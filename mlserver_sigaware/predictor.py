@@ -32,6 +32,22 @@ class Predictor:
         self.input_schema = meta.get_input_schema()
         self.loader_module = getattr(pyfunc_model, "loader_module", None)
         self._fn, self._takes_params = self._resolve_predict_fn(pyfunc_model)
+        self._example_format = self._example_for_conversion(pyfunc_model)
+
+    @staticmethod
+    def _example_for_conversion(model: Any) -> Any:
+        """The input example a ``TypeFromExample`` model wants its DataFrame converted back to.
+
+        ``PyFuncModel._predict`` does that conversion after enforcing the schema; calling
+        ``_predict_fn`` directly skips it, so we do it in :meth:`__call__` (else such a model gets a
+        DataFrame instead of, e.g., the list of strings its example was).
+        """
+        try:
+            if model.metadata._is_type_hint_from_example() and not model.metadata._is_signature_from_type_hint():
+                return getattr(model, "input_example", None)
+        except Exception:  # MLflow without type hints from examples
+            pass
+        return None
 
     @staticmethod
     def _resolve_predict_fn(model: Any) -> tuple[Callable[..., Any], bool]:
@@ -64,6 +80,13 @@ class Predictor:
     def __call__(self, data: Any, params: Optional[dict[str, Any]], enforce: bool) -> Any:
         if enforce:
             data = self.enforce(data)
+        if self._example_format is not None:
+            import pandas as pd
+
+            if isinstance(data, pd.DataFrame):
+                from mlflow.types.type_hints import _convert_dataframe_to_example_format
+
+                data = _convert_dataframe_to_example_format(data, self._example_format)
         try:
             if self._takes_params:
                 return self._fn(data, params=params)

@@ -119,8 +119,18 @@ def install(model: "SignatureAwareRuntime") -> None:
     async def sigaware_version() -> Response:
         return model.mlflow_version()
 
+    # Each route needs its own function object to carry its tag, hence the near-twins.
     async def sigaware_health() -> Response:
         return model.ping()
+
+    async def sigaware_model_ping() -> Response:
+        return model.ping()
+
+    async def sigaware_model_health() -> Response:
+        return model.ping()
+
+    async def sigaware_model_version() -> Response:
+        return model.mlflow_version()
 
     if model.version:
         # A per-version instance (listed by MlflowRegistryRepository) answers only its own route;
@@ -134,6 +144,11 @@ def install(model: "SignatureAwareRuntime") -> None:
             ("sigaware_ping", sigaware_ping, "/ping", "GET"),
             ("sigaware_health", sigaware_health, "/health", "GET"),
             ("sigaware_version", sigaware_version, "/version", "GET"),
+            # The same under the model's prefix: the only paths Seldon Core's mesh forwards, and what
+            # MLflow's ScoringServerClient reaches when pointed at `<host>:<port>/v2/models/<name>`.
+            ("sigaware_model_ping", sigaware_model_ping, f"{base}/ping", "GET"),
+            ("sigaware_model_health", sigaware_model_health, f"{base}/health", "GET"),
+            ("sigaware_model_version", sigaware_model_version, f"{base}/version", "GET"),
         ]
     for attr, fn, path, method in handlers:
         setattr(model, attr, _handler(attr, fn, path, method))

@@ -281,6 +281,48 @@ def test_params_refused_without_params_schema():
         decoder(Schema([ColSpec("double", "x")])).decode(request(inp("x", "FP64", [1.0]), parameters={"k": 1}))
 
 
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ({"multiplier": "2.5"}, {"multiplier": 2.5}),
+        ({"multiplier": b"3"}, {"multiplier": 3.0}),
+        ({"flag": "true"}, {"flag": True}),
+        ({"suffix": "2.5"}, {"suffix": "2.5"}),  # a string param is never parsed
+    ],
+)
+def test_scalar_params_as_json_text(given, expected):
+    """gRPC clients cannot send a fractional double through MLServer 1.7.1 (its InferParameter has
+    no double_param): numeric and boolean params are accepted as their JSON text."""
+    d = decoder(Schema([ColSpec("double", "x")]), PARAMS)
+    _, params = d.decode(request(inp("x", "FP64", [1.0]), parameters=given))
+    for name, value in expected.items():
+        assert params[name] == value and type(params[name]) is type(value)
+
+
+@pytest.mark.parametrize("given", [{"multiplier": "true"}, {"flag": "1"}, {"multiplier": "[2.5]"}])
+def test_scalar_params_text_of_the_wrong_type_is_refused(given):
+    d = decoder(Schema([ColSpec("double", "x")]), PARAMS)
+    with pytest.raises(InvalidParams) as err:
+        d.decode(request(inp("x", "FP64", [1.0]), parameters=given))
+    assert f"param '{next(iter(given))}'" in str(err.value)
+
+
+def test_null_param_is_a_400_not_none_for_the_model():
+    """A None param (JSON null, or a gRPC double_param MLServer cannot read) used to reach the
+    model, which then failed with a 500 blaming the model; it is a 400 naming the param."""
+    d = decoder(Schema([ColSpec("double", "x")]), PARAMS)
+    with pytest.raises(InvalidParams) as err:
+        d.decode(request(inp("x", "FP64", [1.0]), parameters={"multiplier": None}))
+    assert err.value.status_code == 400
+    assert "param 'multiplier'" in str(err.value) and "default 1.0" in str(err.value)
+    # None is fine where it is the param's own default.
+    with_none_default = ParamSchema([ParamSpec("opt", "string", None)])
+    _, params = decoder(Schema([ColSpec("double", "x")]), with_none_default).decode(
+        request(inp("x", "FP64", [1.0]), parameters={"opt": None})
+    )
+    assert params == {"opt": None}
+
+
 # ------------------------------------------------------------------------------------------ encode
 
 

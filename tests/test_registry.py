@@ -71,3 +71,21 @@ def test_aliases_are_validated(bad):
     with pytest.raises(InvalidInput):
         validate_alias(bad)
     assert validate_alias("champion") == "champion"
+
+
+@pytest.mark.parametrize(
+    "uri,run_id",
+    [
+        ("runs:/abc123/model", "abc123"),
+        ("runs:///abc123/sub/model", "abc123"),
+        ("s3://bucket/model", None),
+    ],
+)
+def test_runs_uri_reports_its_run_id(uri, run_id):
+    """Metadata's ``mlflow_run_id`` was missing for models served from ``runs:/<run_id>/...``."""
+    from mlserver_sigaware.registry import RegistryClient
+
+    ref = parse_model_location(uri, "/settings", "served-name", CFG)
+    resolved = RegistryClient(CFG, None).resolve(ref)
+    assert resolved.run_id == run_id
+    assert resolved.load_uri == uri and resolved.version is None
