@@ -50,6 +50,8 @@ class SignatureAwareRuntime(MLModel):
         return not self.version
 
     async def load(self) -> bool:
+        # What `mlflow models serve` sets: type-hinted pyfuncs then parse inputs as in MLflow's server.
+        os.environ.setdefault("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
         params = self._settings.parameters
         client = RegistryClient(self.config, self.settings_dir)
         ref = parse_model_location(params.uri if params else None, self.settings_dir, self.name, self.config)

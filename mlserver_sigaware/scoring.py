@@ -18,11 +18,6 @@ Deliberate differences from MLflow 3.17.2's scoring server
 
 Known differences, not deliberate (their causes lie outside this module)
 -------------------------------------------------------------------------
-* Datetime columns decoded by our codec reach the model as ``datetime64[us]`` (pandas 3), MLflow's
-  enforcement gives ``datetime64[ns]``; the values and the JSON answers are the same (codec.py;
-  an xfail in tests/test_fastpath.py).
-* MLflow's server sets ``_MLFLOW_IS_IN_SERVING_ENVIRONMENT``, which makes type-hinted models parse
-  scalar-typed inputs (``mlflow.types.type_hints``); MLServer processes do not set it.
 * The params dict a model receives lists the schema's params in schema order (MLflow: the given
   ones first); MLflow's warnings about ignored params and extra columns are not logged.
 
