@@ -65,3 +65,11 @@ def test_invalid_v2_body_is_400_naming_the_field(demo_server):
     r = requests.post(f"{demo_server.http_url}/v2/models/text-translator/infer", json=body, timeout=30)
     assert r.status_code == 400
     assert r.json()["error"].startswith("inputs[0].datatype:")
+
+
+def test_bare_invocations_serves_the_default_model(demo_server):
+    r = requests.post(f"{demo_server.http_url}/invocations", json={"dataframe_records": [{"prompt": "hello world"}]},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": [{"translation_text": "hallo Welt"}]}
+    assert r.headers["mlflow-model-version"] == "1"
