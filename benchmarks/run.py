@@ -960,7 +960,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     latest = report.replace("](chart.png)", f"]({stamp}/chart.png)")
     (args.results / "latest.md").write_text(latest)
     if not args.keep_work:
-        for sub in ("models", "bodies"):
+        # "servers" holds model-settings.json files: left behind, `mlserver start .` at the root would load them.
+        for sub in ("models", "bodies", "servers"):
             shutil.rmtree(out / "work" / sub, ignore_errors=True)
     print("\n" + report)
     written = ["results.md", "results.json"] + (["chart.png"] if png else []) + (
