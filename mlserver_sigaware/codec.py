@@ -363,6 +363,7 @@ class RequestDecoder:
         self.params_schema = params_schema
         self.unknown_inputs = unknown_inputs
         self._param_specs = {p.name: p for p in params_schema.params} if params_schema else {}
+        self._index_cache: dict[tuple[str, ...], pd.Index] = {}
 
     # The request-level `parameters.content_type` a client may send to force a container.
     _FORCED = {"pd": Layout.COLUMNS, "np": Layout.TENSOR, "dict": Layout.TENSORS}
@@ -461,6 +462,29 @@ class RequestDecoder:
             if isinstance(col, list) and (composite or (spec is not None and spec.mlflow_type is DataType.binary)):
                 col = pd.Series(col, dtype=object)
             columns[column_name] = col
+        return self._frame(columns)
+
+    def _frame(self, columns: dict[str, Any]) -> pd.DataFrame:
+        """The DataFrame of decoded columns, built the cheap way when they share one numpy dtype.
+
+        ``pd.DataFrame(dict_of_arrays)`` costs ~1.5 ms for 13 one-row columns, more than the model;
+        one 2-D block with a cached column index costs ~0.05 ms and copies the data once.
+        """
+        arrays = list(columns.values())
+        first = arrays[0] if arrays else None
+        if (
+            len(arrays) > 1
+            and isinstance(first, np.ndarray)
+            and first.dtype.kind in "biuf"
+            and all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype == first.dtype for a in arrays)
+        ):
+            names = tuple(columns)
+            index = self._index_cache.get(names)
+            if index is None:
+                index = self._index_cache[names] = pd.Index(names, dtype=object)
+            # (k, n) then transposed: the memory layout pandas gives a frame built from columns, so
+            # models see bit-identical input (BLAS sums in layout order).
+            return pd.DataFrame(np.vstack(arrays).T, columns=index, copy=False)
         return pd.DataFrame(columns, copy=False)
 
     def _single_tensor(self, inputs: Sequence[RequestInput]) -> np.ndarray:
