@@ -23,6 +23,9 @@ from .settings import SigawareSettings, resolve_relative_sqlite
 logger = logging.getLogger("mlserver.sigaware")
 
 _GLOBAL_URI_LOCK = threading.Lock()
+#: One model load at a time per process: concurrent first imports of a flavor's modules from several
+#: loader threads can deadlock in importlib (seen: ``_DeadlockError`` on ``sklearn.svm._base``).
+_LOAD_LOCK = threading.Lock()
 
 _VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
@@ -196,6 +199,10 @@ class RegistryClient:
 
     def load(self, resolved: ResolvedModel):
         """Download (for remote or registry URIs) and load the pyfunc model."""
+        with _LOAD_LOCK:
+            return self._load(resolved)
+
+    def _load(self, resolved: ResolvedModel):
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 

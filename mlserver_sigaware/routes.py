@@ -150,5 +150,8 @@ def install(model: "SignatureAwareRuntime") -> None:
             ("sigaware_model_health", sigaware_model_health, f"{base}/health", "GET"),
             ("sigaware_model_version", sigaware_model_version, f"{base}/version", "GET"),
         ]
+    from .typed_routes import typed_handlers
+
+    handlers += typed_handlers(model)
     for attr, fn, path, method in handlers:
         setattr(model, attr, _handler(attr, fn, path, method))
