@@ -683,8 +683,6 @@ class ResponseEncoder:
         spec = self.plan.by_name.get(name)
         try:
             datatype, content_type, shape, data = _encode_values(values, spec)
-        except OutputEncodingError:
-            raise
         except (ValueError, TypeError, OverflowError) as exc:
             expected = f" as {spec.type_label}" if spec is not None else ""
             raise OutputEncodingError(f"output '{name}' cannot be encoded{expected}: {exc}") from None

@@ -58,14 +58,6 @@ class ModelDirectory:
             if self._models.get(model.name) is model:
                 del self._models[model.name]
 
-    def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._models)
-
-    def get(self, name: str) -> Optional["SignatureAwareRuntime"]:
-        with self._lock:
-            return self._models.get(name)
-
     def default(self) -> tuple[Optional["SignatureAwareRuntime"], list[str]]:
         """The model the bare route serves: the only one, or the one marked default; else None."""
         with self._lock:

@@ -18,7 +18,15 @@ from .codec import RequestDecoder, ResponseEncoder
 from .predictor import Predictor
 from .registry import RegistryClient, ResolvedModel
 from .settings import SigawareSettings
-from .signature import Layout, SchemaPlan, metadata_tensors, params_metadata, plan_inputs, plan_outputs
+from .signature import (
+    Layout,
+    SchemaPlan,
+    metadata_tensors,
+    params_metadata,
+    plan_inputs,
+    plan_outputs,
+    signature_parts,
+)
 
 logger = logging.getLogger("mlserver.sigaware")
 
@@ -60,9 +68,7 @@ class ServedModel:
                 "content types, and metadata lists no inputs or outputs",
                 resolved.ref.describe,
             )
-        input_schema = signature.inputs if signature is not None else None
-        output_schema = signature.outputs if signature is not None else None
-        params_schema = signature.params if signature is not None else None
+        input_schema, output_schema, params_schema = signature_parts(signature)
         inputs = plan_inputs(input_schema)
         outputs = plan_outputs(output_schema)
         # Composite types (Array/Object/Map/Any) are converted by MLflow in ways models rely on:

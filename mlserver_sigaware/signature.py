@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from mlflow.models.signature import ModelSignature
@@ -263,9 +263,6 @@ def signature_parts(
         return None, None, None
     return signature.inputs, signature.outputs, signature.params
 
-
-def names(fields: Sequence[FieldSpec]) -> list[str]:
-    return [f.name for f in fields]
 
 
 # ----------------------------------------------------------------------------- compatibility diff
