@@ -23,6 +23,42 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "... (truncated)"
 
 
+def _python_model_call(wrapper: Any) -> Optional[Callable[..., Any]]:
+    """``_PythonModelPyfuncWrapper.predict`` with its per-call ``inspect.signature`` done once.
+
+    MLflow's wrapper inspects the user's ``predict`` on every request to decide whether to pass
+    ``context`` and ``params`` (~40 µs, more than a small model's own work). The answer cannot change
+    after load, so we decide once and call the user's method the same way. ``None`` when the wrapper
+    is not the one we know (another MLflow version): the caller then uses MLflow's own path.
+    """
+    try:
+        from mlflow.models.signature import _is_context_in_predict_function_signature
+        from mlflow.pyfunc.model import (
+            _log_warning_if_params_not_in_predict_signature,
+            _PythonModelPyfuncWrapper,
+        )
+        from mlflow.pyfunc.model import _logger as mlflow_logger
+    except ImportError:
+        return None
+    if type(wrapper) is not _PythonModelPyfuncWrapper or not hasattr(wrapper, "_convert_input"):
+        return None
+    python_model = wrapper.python_model
+    parameters = inspect.signature(python_model.predict).parameters
+    takes_params = "params" in parameters
+    takes_context = _is_context_in_predict_function_signature(parameters=parameters)
+    user_predict = python_model.predict
+    convert = wrapper._convert_input
+
+    def predict(model_input: Any, params: Optional[dict[str, Any]] = None) -> Any:
+        args = (wrapper.context, convert(model_input)) if takes_context else (convert(model_input),)
+        if takes_params:
+            return user_predict(*args, params=params)
+        _log_warning_if_params_not_in_predict_signature(mlflow_logger, params)
+        return user_predict(*args)
+
+    return predict
+
+
 class Predictor:
     """One loaded pyfunc, callable as ``predictor(data, params, enforce=...)``."""
 
@@ -60,6 +96,9 @@ class Predictor:
         if fn is None or type_hinted:
             # Type-hinted PythonModels validate inside their own wrapper: go through pyfunc.predict.
             return model.predict, True
+        direct = _python_model_call(getattr(fn, "__self__", None))
+        if direct is not None:
+            return direct, True
         params_arg = inspect.signature(fn).parameters.get("params")
         return fn, bool(params_arg and params_arg.kind != inspect.Parameter.VAR_KEYWORD)
 

@@ -67,6 +67,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
 import orjson
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -80,7 +81,7 @@ from mlflow.utils.proto_json_utils import (
 from mlflow.version import VERSION
 from mlserver.types import InferenceRequest, Parameters, RequestInput, TensorData
 
-from .codec import RequestDecoder, validate_json_params
+from .codec import validate_json_params
 from .errors import InvalidInput, InvalidParams, ModelFailure, SigawareError
 from .signature import FieldSpec, Layout, SchemaPlan
 
@@ -385,11 +386,12 @@ def _model_input(served: "ServedModel", request: _Request) -> tuple[Any, bool, A
     our_error: Optional[InvalidInput] = None
     if _fast_path_allowed(served, request):
         try:
+            frame = _uniform_frame(served, request)
+            if frame is not None:
+                return frame, False, frame
             inputs = _fast_inputs(served, request)
             v2 = InferenceRequest.model_construct(id=None, parameters=None, inputs=inputs, outputs=None)
-            # The model's own plan; extra inputs ignored whatever `unknown_inputs` says, as MLflow does.
-            decoder = RequestDecoder(served.inputs, served.params_schema, unknown_inputs="ignore")
-            data = decoder.decode_inputs(v2)
+            data = served.invocations_decoder.decode_inputs(v2)
             _check_decoded(served, data)
             enforce = served.needs_enforcement(v2)
             if enforce:
@@ -402,6 +404,59 @@ def _model_input(served: "ServedModel", request: _Request) -> tuple[Any, bool, A
         except Exception:  # a shape our codec did not foresee: MLflow's reading is the reference
             logger.debug("fast /invocations decoding failed; using MLflow's", exc_info=True)
     return _mlflow_input(served, request, our_error)
+
+
+def _uniform_frame(served: "ServedModel", request: _Request) -> Optional[pd.DataFrame]:
+    """The frame of a plain numeric ``dataframe_split``/``dataframe_records`` table for an all-float
+    signature (the common tabular request), or ``None``.
+
+    The general fast path turns each column into a V2 input for the decoder (~40 µs a column); a table
+    of numbers needs none of that: one ``np.asarray`` of the rows is the model's block. Taken only when
+    the table names exactly the signature's columns and holds only ints and floats (no null, bool or
+    text, which MLflow reads in ways of its own), so the frame is the one the general path builds (a
+    test compares them).
+    """
+    decoder = served.invocations_decoder
+    if decoder.uniform_target is None or served.always_enforce or request.kind != "json":
+        return None
+    formats = request.payload
+    if len(formats) != 1:
+        return None
+    fmt, payload = next(iter(formats.items()))
+    names = decoder.uniform_names
+    if fmt == DF_SPLIT:
+        if type(payload) is not dict or payload.keys() != {"columns", "data"}:
+            return None
+        columns, rows = payload["columns"], payload["data"]
+        if (
+            type(columns) is not list
+            or set(map(type, columns)) != {str}
+            or len(set(columns)) != len(columns)
+            or sorted(columns) != sorted(names)
+        ):
+            return None
+        if type(rows) is not list or not rows or set(map(type, rows)) != {list}:
+            return None
+    elif fmt == DF_RECORDS:
+        if type(payload) is not list or not payload or set(map(type, payload)) != {dict}:
+            return None
+        keys = payload[0].keys()
+        if sorted(keys) != sorted(names) or not all(map(keys.__eq__, map(dict.keys, payload))):
+            return None
+        columns = list(keys)
+        rows = [list(r.values()) for r in payload]
+    else:
+        return None
+    if set(map(len, rows)) != {len(names)} or not set(map(type, chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
+        return None
+    table = np.asarray(rows)
+    if table.dtype.kind not in "iuf":  # e.g. an int beyond 64 bits
+        return None
+    block = table.T if columns == list(names) else table.T[[columns.index(n) for n in names]]
+    return decoder.uniform_frame(np.ascontiguousarray(block))
+
+
+_PLAIN_NUMBERS = frozenset({int, float})
 
 
 def _fast_path_allowed(served: "ServedModel", request: _Request) -> bool:

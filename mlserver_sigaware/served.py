@@ -43,6 +43,9 @@ class ServedModel:
     inputs: SchemaPlan
     outputs: SchemaPlan
     decoder: RequestDecoder
+    #: The decoder of ``/invocations`` payloads: extra columns ignored whatever ``unknown_inputs``
+    #: says, as MLflow's scoring server does.
+    invocations_decoder: RequestDecoder
     encoder: ResponseEncoder
     always_enforce: bool
     signature: Optional[ModelSignature] = None
@@ -83,6 +86,7 @@ class ServedModel:
             inputs=inputs,
             outputs=outputs,
             decoder=RequestDecoder(inputs, params_schema, cfg.unknown_inputs),
+            invocations_decoder=RequestDecoder(inputs, params_schema, unknown_inputs="ignore"),
             encoder=ResponseEncoder(outputs),
             always_enforce=always_enforce,
             signature=signature,

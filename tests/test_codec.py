@@ -468,3 +468,132 @@ def test_roundtrip_datetime(values):
 def test_roundtrip_array_of_strings(values):
     got = _roundtrip(Schema([ColSpec(Array(DataType.string), "c")]), pd.Series(values, dtype=object), "BYTES")
     assert got.tolist() == values
+
+
+# ------------------------------------------------------------------ all-float signature: the short path
+# RequestDecoder._uniform_frame builds the DataFrame of a small all-float request in one conversion and
+# hands anything unusual to the general path. Both must agree on every request: same frame (values,
+# dtypes, columns, index and memory layout) or the same error.
+
+FLOATS = Schema([ColSpec("double", "a"), ColSpec("double", "b/c"), ColSpec("float", "d")])
+DOUBLES = Schema([ColSpec("double", "a"), ColSpec("double", "b/c"), ColSpec("double", "d")])
+
+
+def _both_ways(schema, req):
+    """(short-path result, general-path result); each a DataFrame or the InvalidInput message."""
+    results = []
+    for short in (True, False):
+        dec = decoder(schema)
+        if not short:
+            dec.uniform_target = None
+        try:
+            results.append(dec.decode(req)[0])
+        except InvalidInput as exc:
+            results.append(str(exc))
+    return results
+
+
+def _assert_same_frame(a, b):
+    assert isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame), (a, b)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert list(a.columns) == list(b.columns) and a.columns.dtype == b.columns.dtype
+    assert a.index.equals(b.index)
+    assert a.to_numpy().flags.f_contiguous == b.to_numpy().flags.f_contiguous
+
+
+def test_uniform_signature_only_for_two_or_more_float_columns():
+    assert decoder(DOUBLES).uniform_target == np.float64
+    assert decoder(FLOATS).uniform_target is None  # double and float: two dtypes
+    assert decoder(Schema([ColSpec("double", "a")])).uniform_target is None
+    assert decoder(MIXED).uniform_target is None
+    assert decoder(Schema([ColSpec("float", "a"), ColSpec("float", "b")])).uniform_target == np.float32
+
+
+def test_uniform_short_path_is_taken_and_matches_the_general_path():
+    dec = decoder(DOUBLES)
+    req = request(inp("d", "FP64", [1.5, 2.0]), inp("a", "INT64", [1, 2], [2, 1]), inp("b/c", "FP32", [0.25, 3]))
+    calls = []
+    original = dec._uniform_frame
+    dec._uniform_frame = lambda *a: calls.append(1) or original(*a)
+    short = dec.decode(req)[0]
+    assert calls and short is not None
+    _, general = _both_ways(DOUBLES, req)
+    _assert_same_frame(short, general)
+    assert short.dtypes.tolist() == [np.float64] * 3
+
+
+FALLBACK_CASES = {
+    "bool column": [inp("a", "FP64", [True, False])],
+    "bool among floats": [inp("a", "FP64", [True, 2.5])],
+    "null": [inp("a", "FP64", [None, 2.5])],
+    "text": [inp("a", "FP64", ["1.5", "2"])],
+    "BOOL datatype": [inp("a", "BOOL", [1, 0])],
+    "BYTES datatype": [inp("a", "BYTES", [1.0, 2.0])],
+    "nested data": [inp("a", "FP64", [[1.0], [2.0]], [2, 1])],
+    "matrix": [inp("a", "FP64", [1.0, 2.0, 3.0, 4.0], [2, 2])],
+    "shape vs data": [inp("a", "FP64", [1.0, 2.0], [3])],
+    "rows differ": [inp("a", "FP64", [1.0], [1])],
+    "huge int": [inp("a", "INT64", [2**70, 1])],
+    "missing": None,
+    "unknown": [inp("e", "FP64", [1.0, 2.0])],
+}
+
+
+@pytest.mark.parametrize("case", list(FALLBACK_CASES))
+def test_uniform_short_path_falls_back_and_both_paths_agree(case):
+    base = {n: inp(n, "FP64", [1.0, 2.0]) for n in ("a", "b/c", "d")}
+    change = FALLBACK_CASES[case]
+    if change is None:
+        del base["d"]
+    else:
+        for item in change:
+            base[item["name"]] = item
+    req = request(*base.values())
+    dec = decoder(DOUBLES)
+    assert dec._uniform_frame({i.name: i for i in req.inputs}, np.dtype(np.float64)) is None
+    short, general = _both_ways(DOUBLES, req)
+    if isinstance(general, str):
+        assert short == general
+    else:
+        _assert_same_frame(short, general)
+
+
+def test_uniform_short_path_leaves_large_requests_to_the_general_path():
+    rows = 5000  # x 3 columns: above the short path's limit, where the joined list would be one more copy
+    req = request(*[inp(n, "FP64", [float(i) for i in range(rows)]) for n in ("a", "b/c", "d")])
+    dec = decoder(DOUBLES)
+    assert dec._uniform_frame({i.name: i for i in req.inputs}, np.dtype(np.float64)) is None
+    short, general = _both_ways(DOUBLES, req)
+    _assert_same_frame(short, general)
+
+
+_number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.integers(min_value=-(2**63), max_value=2**64),
+    st.booleans(),
+    st.none(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=4).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.lists(_number, min_size=n, max_size=n), min_size=3, max_size=3),
+            st.lists(st.sampled_from(["FP64", "FP32", "INT64", "UINT8", "BOOL"]), min_size=3, max_size=3),
+            st.lists(st.booleans(), min_size=3, max_size=3),
+        )
+    ),
+    st.sampled_from([DOUBLES, Schema([ColSpec("float", "a"), ColSpec("float", "b/c"), ColSpec("float", "d")])]),
+)
+def test_uniform_short_path_agrees_with_the_general_path(columns, schema):
+    values, datatypes, as_matrix = columns
+    req = request(*[
+        inp(name, dt_, vals, [len(vals), 1] if m else [len(vals)])
+        for name, vals, dt_, m in zip(("a", "b/c", "d"), values, datatypes, as_matrix)
+    ])
+    short, general = _both_ways(schema, req)
+    if isinstance(general, str):
+        assert short == general
+    else:
+        _assert_same_frame(short, general)

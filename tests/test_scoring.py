@@ -451,6 +451,73 @@ def test_random_requests_same_answer_as_mlflow(pairs: Pairs, request: tuple[str,
 # --------------------------------------------------------------------------- response formatting
 
 
+_WINE_CELLS = [0.5, 13, 2.25, -1.0, 1e-7, 1e300, 0, 2**53 + 1, 14.23, 1065]
+_WINE_ODD = [True, False, None, "1.5", "x", 2**64, 2**70, [1.0], {"a": 1}]
+
+
+@st.composite
+def wine_tables(draw) -> bytes:
+    """Tables for the all-float wine signature: mostly plain numbers (the short path), sometimes not."""
+    columns = list(WINE_COLUMNS)
+    if draw(st.booleans()):
+        columns = draw(st.permutations(columns))
+    change = draw(st.integers(0, 9))
+    if change == 0:
+        columns = columns[:-1]
+    elif change == 1:
+        columns = columns + ["extra"]
+    n = draw(st.integers(1, 3))
+    odd_rate = draw(st.sampled_from([0, 0, 50]))
+
+    def cell():
+        if draw(st.integers(0, 999)) < odd_rate:
+            return draw(st.sampled_from(_WINE_ODD))
+        return draw(st.one_of(st.sampled_from(_WINE_CELLS), st.floats(-1e6, 1e6, allow_nan=False)))
+
+    rows = [[cell() for _ in columns] for _ in range(n)]
+    if draw(st.booleans()):
+        doc: dict[str, Any] = {"dataframe_split": {"columns": columns, "data": rows}}
+    else:
+        doc = {"dataframe_records": [dict(zip(columns, r)) for r in rows]}
+    return json.dumps(doc).encode()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=wine_tables())
+def test_random_wine_tables_same_answer_as_mlflow_and_short_path_agrees(pairs: Pairs, body: bytes) -> None:
+    """All-float tables take ``scoring._uniform_frame``: MLflow's answer, and the general path's frame."""
+    from mlserver_sigaware.codec import RequestDecoder
+
+    pair = pairs["wine"]
+    assert_same(pair.reference(body, JSON), pair.ours(body, JSON), body.decode()[:300])
+    request = scoring._read_json(pair.served, body)
+    short = scoring._uniform_frame(pair.served, request)
+    if short is None:
+        return
+    general_decoder = RequestDecoder(pair.served.inputs, None, unknown_inputs="ignore")
+    general_decoder.uniform_target = None
+    v2 = scoring.InferenceRequest.model_construct(
+        id=None, parameters=None, inputs=scoring._fast_inputs(pair.served, request), outputs=None
+    )
+    general = general_decoder.decode_inputs(v2)
+    pd.testing.assert_frame_equal(short, general, check_exact=True)
+    assert short.columns.dtype == general.columns.dtype
+    assert short.to_numpy().flags.f_contiguous == general.to_numpy().flags.f_contiguous
+
+
+def test_short_path_takes_plain_wine_tables(pairs: Pairs) -> None:
+    served = pairs["wine"].served
+    split = {"columns": list(reversed(WINE_COLUMNS)), "data": [list(reversed(WINE_ROW))] * 2}
+    for doc in ({"dataframe_split": split}, {"dataframe_records": [dict(zip(WINE_COLUMNS, WINE_ROW))]}):
+        frame = scoring._uniform_frame(served, scoring._read_json(served, json.dumps(doc).encode()))
+        assert frame is not None and list(frame.columns) == list(WINE_COLUMNS)
+        assert frame.iloc[0].tolist() == [float(v) for v in WINE_ROW]
+    for odd in (True, None, "1.5"):
+        row = list(WINE_ROW[:-1]) + [odd]
+        doc = {"dataframe_split": {"columns": list(WINE_COLUMNS), "data": [row]}}
+        assert scoring._uniform_frame(served, scoring._read_json(served, json.dumps(doc).encode())) is None
+
+
 def _mlflow_bytes(prediction: Any, unwrapped: bool = False) -> bytes:
     out = io.StringIO()
     if unwrapped:
