@@ -135,6 +135,8 @@ class Result:
     #: CPU time the server's processes (main + workers) used per answered request during the
     #: measurement: much less sensitive than req/s to other load on the machine.
     cpu_ms_per_req: Optional[float] = None
+    #: With --rounds N > 1: each round's req/s (this result holds the medians).
+    round_rps: list = field(default_factory=list)
 
 
 def _fmt(v: Optional[float], digits: int = 1) -> str:
@@ -476,7 +478,7 @@ class Run:
             f"p99 {_fmt(result.p99_ms, 2):>7s} ms  cpu {_fmt(result.cpu_ms_per_req, 2):>6s} ms/req  "
             f"({result.requests} requests{', ' + result.note if result.note else ''})"
         )
-        if self.args.py_spy and pid and server == "ours" and case.id in self.args.py_spy_cases:
+        if self.args.py_spy and pid and server in ("ours", "ours-bare") and case.id in self.args.py_spy_cases:
             self.py_spy(case, workers, url, body_file, pid)
         return result
 
@@ -595,6 +597,44 @@ def execute(run: Run, cases: list[Case]) -> None:
 # ------------------------------------------------------------------------------------------ report
 
 
+def _median(values: list) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def merge_rounds(rounds: list[list[Result]]) -> list[Result]:
+    """One result per (case, server, workers): the median of each number over the rounds.
+
+    Each round restarts every server and measures every case again, so a burst of other load on the
+    machine moves one round, not the median; the spread is kept in ``round_rps`` and the notes.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+    merged: list[Result] = []
+    keys: dict[tuple, list[Result]] = {}
+    for results in rounds:
+        for r in results:
+            keys.setdefault((r.case, r.server, r.workers), []).append(r)
+    for group in keys.values():
+        ok = [r for r in group if r.status == "ok"]
+        base = ok[0] if ok else group[0]
+        out = Result(**{**asdict(base), "round_rps": [r.rps for r in group]})
+        if ok:
+            out.rps = _median([r.rps for r in ok])
+            out.p50_ms = _median([r.p50_ms for r in ok])
+            out.p99_ms = _median([r.p99_ms for r in ok])
+            out.cpu_ms_per_req = _median([r.cpu_ms_per_req for r in ok])
+            out.requests = sum(r.requests for r in ok)
+            out.errors = sum(r.errors for r in ok)
+            spread = [r.rps for r in ok if r.rps is not None]
+            out.note = f"median of {len(ok)} rounds ({_fmt(min(spread))}-{_fmt(max(spread))} req/s)" if spread else ""
+            failed = len(group) - len(ok)
+            if failed:
+                out.note += f"; {failed} round(s) failed: {[r.note for r in group if r.status != 'ok'][:1]}"
+        merged.append(out)
+    return merged
+
+
 def lookup(results: list[Result], case: str, server: str, workers: Optional[int]) -> Optional[Result]:
     for r in results:
         if r.case == case and r.server == server and r.status == "ok":
@@ -672,6 +712,9 @@ def markdown(run: Run, cases: list[Case], analysis: dict[str, Any], target_list:
     lines = [f"# mlserver-sigaware benchmark, {meta['started']}", ""]
     lines.append(f"- mode: {'quick' if run.args.quick else 'full'}; {run.args.warmup:g} s warm-up + "
                  f"{run.args.duration:g} s per measurement; load: **{run.load.label}**")
+    if run.args.rounds > 1:
+        lines.append(f"- {run.args.rounds} rounds (every server restarted and every case measured again each "
+                     f"round); each number below is the median over the rounds")
     lines.append(f"- machine: {meta['machine']}; load average at start {meta['loadavg']}")
     lines.append("- every number: closed loop, the load generator on the same machine; req/s = answered requests / s")
     lines.append("")
@@ -889,6 +932,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator: wrk if installed (auto), or the Python asyncio fallback")
+    parser.add_argument("--rounds", type=int,
+                        help="measure every case this many times, servers restarted each round, and report "
+                             "the medians (default 1, quick 3): the machines are noisy")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 0],
                         help="MLServer parallel_workers values (default: 1 0)")
     parser.add_argument("--only", help="run only cases whose id contains this text (e.g. 'wine V2')")
@@ -907,6 +953,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         args.duration = 2.0 if args.quick else 5.0
     if args.warmup is None:
         args.warmup = 1.0
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else 1
     if not args.py_spy_cases:
         args.py_spy_cases = ["wine V2 1 row"]
     return args
@@ -935,7 +983,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         for kind in kinds:
             models[kind] = bench_models.build(kind, out / "work" / "models" / kind)
     run = Run(args, out, models, load)
-    execute(run, cases)
+    rounds: list[list[Result]] = []
+    for number in range(args.rounds):
+        if args.rounds > 1:
+            print(f"\n######## round {number + 1} of {args.rounds} ########", flush=True)
+        run.results = []
+        execute(run, cases)
+        rounds.append(run.results)
+    run.results = merge_rounds(rounds)
     analysis: dict[str, Any] = {}
     if not args.no_analysis:
         print("\n== in-process analysis ==", flush=True)

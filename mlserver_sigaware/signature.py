@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -127,8 +128,9 @@ class FieldSpec:
             return f"{type_name(self.mlflow_type)} tensor of shape {list(self.shape)}"
         return type_name(self.mlflow_type)
 
-    @property
+    @cached_property
     def is_composite(self) -> bool:
+        # Cached: asked per column on every request, and isinstance against these classes is not free.
         return isinstance(self.mlflow_type, (Array, Object, Map, AnyType))
 
     def to_metadata(self) -> MetadataTensor:
