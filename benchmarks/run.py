@@ -594,6 +594,97 @@ def execute(run: Run, cases: list[Case]) -> None:
         run.run_mlflow_serve(kind, [c for c in cases if c.kind == kind and "mlflow-serve" in c.servers])
 
 
+@dataclass
+class Live:
+    """A running server the interleaved schedule sends load to."""
+
+    url: str
+    pid: Optional[int]
+    log_text: Any
+
+
+def execute_interleaved(run: Run, cases: list[Case], slices: int) -> list[list[Result]]:
+    """Every server up at once, measurements taken in turns: slice after slice, each case's servers
+    back to back. Other load on the machine comes and goes over minutes; taking the servers' numbers
+    seconds apart, many times, lets it move all of them alike instead of whichever ran at that moment.
+    Returns one list of results per slice (medians are taken by :func:`merge_rounds`)."""
+    per_slice: list[list[Result]] = [[] for _ in range(slices)]
+    for workers in run.args.workers:
+        run.log(f"\n== MLServer parallel_workers={workers}: every server up, {slices} interleaved slices ==")
+        with contextlib.ExitStack() as stack:
+            live: dict[tuple[str, str], Optional[Live]] = {}
+
+            def start_mlserver(flavour: str, kinds: list[str]) -> Optional[Live]:
+                root, names = mlserver_root(run.out / "work" / "servers" / f"w{workers}", flavour, kinds, run.models)
+                run.log(f"  starting MLServer [{flavour}] parallel_workers={workers} with {names}")
+                try:
+                    server = MLServerProcess(root, parallel_workers=workers, models=names, startup_timeout=180)
+                    server.start()
+                except Exception as exc:  # noqa: BLE001 - report in the table, go on with the others
+                    run.log(f"  FAILED to start: {str(exc)[:500]}")
+                    return None
+                stack.callback(server.stop)
+                return Live(server.http_url, server.pid, server.log_text)
+
+            def needed(role: str, kind_filter: Any = lambda k: True) -> list[str]:
+                return sorted({c.kind for c in cases if role in c.servers and kind_filter(c.kind)})
+
+            if needed("floor"):
+                live[("floor", "*")] = start_mlserver("floor", [])
+            if needed("mlserver-mlflow", lambda k: k == "wine"):
+                live[("mlserver-mlflow", "wine")] = start_mlserver("mlserver-mlflow-wine", ["wine"])
+            others = needed("mlserver-mlflow", lambda k: k != "wine")
+            if others:
+                live[("mlserver-mlflow", "*")] = start_mlserver("mlserver-mlflow-others", others)
+            ours_kinds = sorted(set(needed("ours")) | set(needed("ours-bare")))
+            if ours_kinds:
+                live[("ours", "*")] = start_mlserver("ours", ours_kinds)
+            for kind in needed("mlflow-serve"):
+                run.log(f"  starting mlflow models serve -m <{kind}> --env-manager local")
+                try:
+                    serve = MlflowServe(run.models[kind], run.out / "work" / f"mlflow-serve-{kind}-w{workers}.log")
+                    serve.__enter__()
+                except Exception as exc:  # noqa: BLE001
+                    run.log(f"  FAILED to start: {exc}")
+                    live[("mlflow-serve", kind)] = None
+                    continue
+                stack.callback(serve.__exit__, None, None, None)
+                live[("mlflow-serve", kind)] = Live(serve.http_url, serve.process.pid if serve.process else None,
+                                                    serve.log_text)
+
+            def server_for(role: str, kind: str) -> Optional[Live]:
+                key = "ours" if role == "ours-bare" else role
+                if (key, kind) in live:
+                    return live[(key, kind)]
+                return live.get((key, "*"))
+
+            for number in range(slices):
+                run.log(f"  -- slice {number + 1} of {slices}")
+                for case in cases:
+                    run.log(f"  {case.id}  (parallel_workers={workers})")
+                    for role in case.servers:
+                        role_workers = None if role == "mlflow-serve" else workers
+                        target = server_for(role, case.kind)
+                        if target is None:
+                            per_slice[number].append(Result(
+                                case.id, case.kind, case.protocol, case.rows, role, role_workers,
+                                endpoint(case, role), status="error", note="server did not start"))
+                            continue
+                        per_slice[number].append(run.measure(case, role, role_workers, target.url, target.pid,
+                                                             target.log_text))
+            if workers == 1:
+                case = Case("wine", "v2", 10000, ())
+                for flavour, key in (("floor", ("floor", "*")), ("ours", ("ours", "*"))):
+                    target = live.get(key)
+                    if target is None or (flavour == "ours" and "wine" not in ours_kinds):
+                        continue
+                    url = target.url + endpoint(case, flavour)
+                    status, _ = _post(url, run.body(case).read_bytes())
+                    if status == 200:
+                        run.sequential_10k[flavour] = run.sequential(url, run.body(case))
+    return per_slice
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -605,11 +696,10 @@ def _median(values: list) -> Optional[float]:
 def merge_rounds(rounds: list[list[Result]]) -> list[Result]:
     """One result per (case, server, workers): the median of each number over the rounds.
 
-    Each round restarts every server and measures every case again, so a burst of other load on the
-    machine moves one round, not the median; the spread is kept in ``round_rps`` and the notes.
+    A burst of other load on the machine moves one round, not the median; the spread is kept in
+    ``round_rps`` and the notes. (``mlflow models serve`` has no workers setting: its measurements from
+    the passes at each ``parallel_workers`` value are pooled.)
     """
-    if len(rounds) == 1:
-        return rounds[0]
     merged: list[Result] = []
     keys: dict[tuple, list[Result]] = {}
     for results in rounds:
@@ -627,7 +717,8 @@ def merge_rounds(rounds: list[list[Result]]) -> list[Result]:
             out.requests = sum(r.requests for r in ok)
             out.errors = sum(r.errors for r in ok)
             spread = [r.rps for r in ok if r.rps is not None]
-            out.note = f"median of {len(ok)} rounds ({_fmt(min(spread))}-{_fmt(max(spread))} req/s)" if spread else ""
+            out.note = (f"median of {len(ok)} ({_fmt(min(spread))}-{_fmt(max(spread))} req/s)"
+                        if len(spread) > 1 else "")
             failed = len(group) - len(ok)
             if failed:
                 out.note += f"; {failed} round(s) failed: {[r.note for r in group if r.status != 'ok'][:1]}"
@@ -712,7 +803,10 @@ def markdown(run: Run, cases: list[Case], analysis: dict[str, Any], target_list:
     lines = [f"# mlserver-sigaware benchmark, {meta['started']}", ""]
     lines.append(f"- mode: {'quick' if run.args.quick else 'full'}; {run.args.warmup:g} s warm-up + "
                  f"{run.args.duration:g} s per measurement; load: **{run.load.label}**")
-    if run.args.rounds > 1:
+    if run.args.rounds > 1 and run.args.interleave:
+        lines.append(f"- every server up at once; {run.args.rounds} interleaved rounds (each round measures every "
+                     f"case on each of its servers in turn); each number below is the median over the rounds")
+    elif run.args.rounds > 1:
         lines.append(f"- {run.args.rounds} rounds (every server restarted and every case measured again each "
                      f"round); each number below is the median over the rounds")
     lines.append(f"- machine: {meta['machine']}; load average at start {meta['loadavg']}")
@@ -933,8 +1027,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator: wrk if installed (auto), or the Python asyncio fallback")
     parser.add_argument("--rounds", type=int,
-                        help="measure every case this many times, servers restarted each round, and report "
-                             "the medians (default 1, quick 3): the machines are noisy")
+                        help="measure every case this many times and report the medians (default 3, quick 5): "
+                             "the machines are noisy")
+    parser.add_argument("--no-interleave", dest="interleave", action="store_false",
+                        help="one server at a time, all rounds of it in a row, servers restarted each round "
+                             "(default: every server up at once and the rounds interleaved, so that other "
+                             "load on the machine moves every server's numbers alike)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 0],
                         help="MLServer parallel_workers values (default: 1 0)")
     parser.add_argument("--only", help="run only cases whose id contains this text (e.g. 'wine V2')")
@@ -954,7 +1052,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     if args.warmup is None:
         args.warmup = 1.0
     if args.rounds is None:
-        args.rounds = 3 if args.quick else 1
+        args.rounds = 5 if args.quick else 3
     if not args.py_spy_cases:
         args.py_spy_cases = ["wine V2 1 row"]
     return args
@@ -984,12 +1082,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             models[kind] = bench_models.build(kind, out / "work" / "models" / kind)
     run = Run(args, out, models, load)
     rounds: list[list[Result]] = []
-    for number in range(args.rounds):
-        if args.rounds > 1:
-            print(f"\n######## round {number + 1} of {args.rounds} ########", flush=True)
-        run.results = []
-        execute(run, cases)
-        rounds.append(run.results)
+    if args.interleave:
+        rounds = execute_interleaved(run, cases, args.rounds)
+    else:
+        for number in range(args.rounds):
+            if args.rounds > 1:
+                print(f"\n######## round {number + 1} of {args.rounds} ########", flush=True)
+            run.results = []
+            execute(run, cases)
+            rounds.append(run.results)
     run.results = merge_rounds(rounds)
     analysis: dict[str, Any] = {}
     if not args.no_analysis:

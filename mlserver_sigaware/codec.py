@@ -548,8 +548,8 @@ class RequestDecoder:
             shape = inp.shape
             if (
                 len(values) != rows
-                or shape[0] != rows
                 or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+                or shape[0] != rows
                 or inp.datatype not in _FLOATABLE_DATATYPES
             ):
                 return None

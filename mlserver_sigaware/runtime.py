@@ -60,8 +60,9 @@ class SignatureAwareRuntime(MLModel):
             if manager.default is None:
                 await manager.start()
             else:
-                # A reload (POST /v2/repository/models/<name>/load): re-resolve the alias now. A refused
-                # target raises 409 here, and MLServer keeps the old instance serving.
+                # A reload (POST /v2/repository/models/<name>/load): re-resolve the alias, or "latest" for a
+                # model deployed by name only. A refused target raises 409 here, and MLServer keeps the
+                # old instance serving.
                 await manager.refresh_default()
             routes.DIRECTORY.add(self)
         self.manager = manager

@@ -444,7 +444,8 @@ def _uniform_frame(served: "ServedModel", request: _Request) -> Optional[pd.Data
         if sorted(keys) != sorted(names) or not all(map(keys.__eq__, map(dict.keys, payload))):
             return None
         columns = list(keys)
-        rows = [list(r.values()) for r in payload]
+        # By key, not by position: records may list the same keys in different orders.
+        rows = list(map(itemgetter(*columns), payload))
     else:
         return None
     if set(map(len, rows)) != {len(names)} or not set(map(type, chain.from_iterable(rows))) <= _PLAIN_NUMBERS:

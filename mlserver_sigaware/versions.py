@@ -219,14 +219,18 @@ class VersionManager:
     # -- alias hot-swap ---------------------------------------------------------------------------
 
     async def refresh_default(self) -> Optional[str]:
-        """Re-resolve the default alias; switch to its new target once loaded and accepted.
+        """Re-resolve the default (an alias, or "latest" for a model deployed by name only); switch to
+        the new target once loaded and accepted.
 
         Returns the new default version, or None when nothing changed. Raises (and keeps serving the
-        old default) when the new target cannot load or is refused by the guard.
+        old default) when the new target cannot load or is refused by the guard. A pinned version
+        (``models:/name/3``) never moves.
         """
         alias = self.default_alias
-        if not alias or self.default is None:
+        follows_latest = self.is_registry and not alias and not self.ref.version
+        if not (alias or follows_latest) or self.default is None:
             return None
+        target = f"alias '{alias}'" if alias else "the latest version"
         if self._swap_lock is None:
             self._swap_lock = asyncio.Lock()
         async with self._swap_lock:
@@ -249,7 +253,7 @@ class VersionManager:
             if problems:
                 metrics.refusals().labels(self.name, resolved.version).inc()
                 conflict = VersionConflict(
-                    f"alias '{alias}' of '{self.name}' moved to version {resolved.version}, which is not "
+                    f"{target} of '{self.name}' moved to version {resolved.version}, which is not "
                     f"compatible with the serving version {current.version} ({self.cfg.compatibility}): "
                     + "; ".join(problems)
                 )
@@ -260,10 +264,11 @@ class VersionManager:
             self._refused.clear()  # the baseline changed: earlier refusals may no longer hold
             self._rejected_targets.clear()
             self._last_warning = None
-            self._aliases.pop(alias, None)
+            if alias:
+                self._aliases.pop(alias, None)
             self._insert(candidate)
-            metrics.alias_swaps().labels(self.name, alias).inc()
-            logger.info("alias %s@%s: switched from version %s to %s", self.name, alias,
+            metrics.alias_swaps().labels(self.name, alias or "latest").inc()
+            logger.info("%s of %s: switched from version %s to %s", target, self.name,
                         current.version, candidate.version)
             return candidate.version
 

@@ -532,6 +532,7 @@ FALLBACK_CASES = {
     "nested data": [inp("a", "FP64", [[1.0], [2.0]], [2, 1])],
     "matrix": [inp("a", "FP64", [1.0, 2.0, 3.0, 4.0], [2, 2])],
     "shape vs data": [inp("a", "FP64", [1.0, 2.0], [3])],
+    "scalar shape": [inp("a", "FP64", [1.0], [])],
     "rows differ": [inp("a", "FP64", [1.0], [1])],
     "huge int": [inp("a", "INT64", [2**70, 1])],
     "missing": None,

@@ -36,7 +36,7 @@ from mlserver_sigaware.registry import ModelRef, ResolvedModel
 from mlserver_sigaware.served import ServedModel
 from mlserver_sigaware.settings import SigawareSettings
 from tests import zoo
-from tests.scoring_corpus import CORPUS, MIXED_ROW, MODELS, WINE_COLUMNS, WINE_ROW, ScoringCase
+from tests.scoring_corpus import CORPUS, MIXED_ROW, MODELS, WINE_COLUMNS, WINE_ROW, WINE_ROW2, ScoringCase
 
 JSON = "application/json"
 
@@ -477,8 +477,12 @@ def wine_tables(draw) -> bytes:
     rows = [[cell() for _ in columns] for _ in range(n)]
     if draw(st.booleans()):
         doc: dict[str, Any] = {"dataframe_split": {"columns": columns, "data": rows}}
-    else:
-        doc = {"dataframe_records": [dict(zip(columns, r)) for r in rows]}
+    else:  # each record may list its keys in its own order
+        records = []
+        for r in rows:
+            order = draw(st.permutations(range(len(columns))))
+            records.append({columns[i]: r[i] for i in order})
+        doc = {"dataframe_records": records}
     return json.dumps(doc).encode()
 
 
@@ -512,6 +516,11 @@ def test_short_path_takes_plain_wine_tables(pairs: Pairs) -> None:
         frame = scoring._uniform_frame(served, scoring._read_json(served, json.dumps(doc).encode()))
         assert frame is not None and list(frame.columns) == list(WINE_COLUMNS)
         assert frame.iloc[0].tolist() == [float(v) for v in WINE_ROW]
+    # Records may list their keys in different orders: values are taken by key.
+    records = [dict(zip(WINE_COLUMNS, WINE_ROW)), dict(zip(reversed(WINE_COLUMNS), reversed(WINE_ROW2)))]
+    frame = scoring._uniform_frame(served, scoring._read_json(served, json.dumps({"dataframe_records": records}).encode()))
+    assert frame is not None
+    assert frame.to_numpy().tolist() == [[float(v) for v in WINE_ROW], [float(v) for v in WINE_ROW2]]
     for odd in (True, None, "1.5"):
         row = list(WINE_ROW[:-1]) + [odd]
         doc = {"dataframe_split": {"columns": list(WINE_COLUMNS), "data": [row]}}

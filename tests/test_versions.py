@@ -202,6 +202,39 @@ def test_alias_hot_swap_switches_and_refuses_incompatible_or_broken_targets():
     run(go())
 
 
+def test_reload_of_a_model_deployed_by_name_follows_the_latest_version():
+    reg = FakeRegistry()
+    for v in ("3", "4", "5"):
+        del reg.signatures[v]
+
+    async def go():
+        m = manager(reg, uri="models:/m")
+        assert (await m.get(None)).version == "2"
+        assert await m.refresh_default() is None  # nothing new
+        reg.signatures["4"] = PROMPT
+        assert await m.refresh_default() == "4"
+        assert (await m.get(None)).version == "4"
+        reg.signatures["5"] = RENAMED
+        with pytest.raises(VersionConflict, match="the latest version of 'm' moved to version 5"):
+            await m.refresh_default()
+        assert (await m.get(None)).version == "4"
+
+    run(go())
+
+
+def test_a_pinned_version_never_moves():
+    reg = FakeRegistry()
+
+    async def go():
+        ref = ModelRef("registry", "models:/m/1", name="m", version="1")
+        m = VersionManager("m", reg, ref, SigawareSettings(alias_poll_seconds=0), loader=reg.load)
+        assert (await m.get(None)).version == "1"
+        assert await m.refresh_default() is None
+        assert (await m.get(None)).version == "1"
+
+    run(go())
+
+
 def test_alias_watch_polls_in_the_background():
     reg = FakeRegistry()
 

@@ -288,3 +288,24 @@ def test_alias_hot_swap_under_load_over_a_real_mlflow_server(tmp_path, mlflow_se
         assert requests.post(f"{server.http_url}/v2/repository/models/{NAME}/load", timeout=60).status_code == 200
         r = translate(server, path=f"/v2/models/{NAME}/versions/{late}/infer")
         assert r.status_code == 200, r.text
+
+
+def test_reload_moves_a_model_deployed_by_name_to_the_newest_version(tmp_path):
+    """Served by name only (the latest version): the load API moves it on, behind the same guard."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    zoo.register(uri, NAME, functools.partial(zoo.build_text, lang="de"))
+    models = tmp_path / "models"
+    write_model_settings(models / NAME, NAME, extra={"tracking_uri": uri})
+    with MLServerProcess(models, parallel_workers=0, extra_settings=REPOSITORY, models=[NAME]) as server:
+        assert translate(server).json()["model_version"] == "1"
+        fr = zoo.register(uri, NAME, functools.partial(zoo.build_text, lang="fr"))
+        assert translate(server).json()["model_version"] == "1"  # not polled: moves on reload only
+        r = requests.post(f"{server.http_url}/v2/repository/models/{NAME}/load", timeout=60)
+        assert r.status_code == 200, r.text
+        r = translate(server)
+        assert (r.json()["model_version"], r.json()["outputs"][0]["data"]) == (fr, ["bonjour monde"])
+        zoo.register(uri, NAME, functools.partial(zoo.build_text, input_name="text_to_translate"))
+        r = requests.post(f"{server.http_url}/v2/repository/models/{NAME}/load", timeout=60)
+        assert r.status_code == 409, r.text
+        assert "the latest version" in r.json()["error"] and "text_to_translate" in r.json()["error"]
+        assert translate(server).json()["model_version"] == fr
