@@ -759,7 +759,9 @@ class Target:
 
     def line(self) -> str:
         op = ">=" if self.higher_is_better else "<="
-        value = "-" if self.value is None else f"{self.value:.2f}"
+        # Three decimals near the threshold, so that a FAIL never reads like the threshold itself.
+        near = self.value is not None and abs(self.value - self.threshold) < 0.01
+        value = "-" if self.value is None else f"{self.value:.3f}" if near else f"{self.value:.2f}"
         return f"{self.verdict:4s}  {self.name}: {value} (target {op} {self.threshold:g}) {self.detail}"
 
 
