@@ -513,6 +513,14 @@ class Run:
         self.profiles.append(header + text)
         self.log(f"    py-spy profile: pyspy-{slug}-w{workers}.txt")
 
+    def measure_sequential_10k(self, flavour: str, base_url: str) -> None:
+        """The 10,000-row target's denominator: unloaded sequential requests of that body."""
+        case = Case("wine", "v2", 10000, ())
+        url = base_url + endpoint(case, flavour)
+        status, _ = _post(url, self.body(case).read_bytes())
+        if status == 200:
+            self.sequential_10k[flavour] = self.sequential(url, self.body(case))
+
     def sequential(self, url: str, body_file: Path, n: int = 15) -> float:
         body = body_file.read_bytes()
         _post(url, body)
@@ -547,11 +555,7 @@ class Run:
                 self.results.append(self.measure(case, role, workers, server.http_url, server.pid,
                                                  server.log_text))
             if workers == 1 and (flavour == "floor" or (flavour == "ours" and "wine" in kinds)):
-                case = Case("wine", "v2", 10000, ())
-                url = server.http_url + endpoint(case, flavour)
-                status, _ = _post(url, self.body(case).read_bytes())
-                if status == 200:
-                    self.sequential_10k[flavour] = self.sequential(url, self.body(case))
+                self.measure_sequential_10k(flavour, server.http_url)
         finally:
             server.stop()
 
@@ -673,15 +677,10 @@ def execute_interleaved(run: Run, cases: list[Case], slices: int) -> list[list[R
                         per_slice[number].append(run.measure(case, role, role_workers, target.url, target.pid,
                                                              target.log_text))
             if workers == 1:
-                case = Case("wine", "v2", 10000, ())
                 for flavour, key in (("floor", ("floor", "*")), ("ours", ("ours", "*"))):
                     target = live.get(key)
-                    if target is None or (flavour == "ours" and "wine" not in ours_kinds):
-                        continue
-                    url = target.url + endpoint(case, flavour)
-                    status, _ = _post(url, run.body(case).read_bytes())
-                    if status == 200:
-                        run.sequential_10k[flavour] = run.sequential(url, run.body(case))
+                    if target is not None and (flavour == "floor" or "wine" in ours_kinds):
+                        run.measure_sequential_10k(flavour, target.url)
     return per_slice
 
 

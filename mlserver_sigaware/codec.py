@@ -405,7 +405,7 @@ class RequestDecoder:
         self.params_schema = params_schema
         self.unknown_inputs = unknown_inputs
         self._param_specs = {p.name: p for p in params_schema.params} if params_schema else {}
-        self._index_cache: dict[tuple[str, ...], pd.Index] = {}
+        self._index_cache: dict[tuple[str, ...], tuple[pd.Index, np.ndarray]] = {}
         #: The one float dtype of an all-float signature (the common tabular case), else ``None``.
         self.uniform_target = _uniform_float_target(inputs)
         #: That signature's column names, in its order.
@@ -587,12 +587,12 @@ class RequestDecoder:
             and all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype == first.dtype for a in arrays)
         ):
             names = tuple(columns)
-            index = self._index_cache.get(names)
-            if index is None:
-                index = self._index_cache[names] = pd.Index(names, dtype=object)
-            # (k, n) then transposed: the memory layout pandas gives a frame built from columns, so
-            # models see bit-identical input (BLAS sums in layout order).
-            return pd.DataFrame(np.vstack(arrays).T, columns=index, copy=False)
+            cached = self._index_cache.get(names)
+            if cached is None:
+                cached = self._index_cache[names] = (pd.Index(names, dtype=object), np.arange(len(names)))
+            # (k, n): the memory layout pandas gives a frame built from columns, so models see
+            # bit-identical input (BLAS sums in layout order).
+            return _frame_from_block(np.vstack(arrays), *cached)
         return pd.DataFrame(columns, copy=False)
 
     def _single_tensor(self, inputs: Sequence[RequestInput]) -> np.ndarray:

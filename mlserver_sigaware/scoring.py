@@ -81,7 +81,7 @@ from mlflow.utils.proto_json_utils import (
 from mlflow.version import VERSION
 from mlserver.types import InferenceRequest, Parameters, RequestInput, TensorData
 
-from .codec import validate_json_params
+from .codec import _NUMERIC_KINDS, _PLAIN_NUMBERS, validate_json_params
 from .errors import InvalidInput, InvalidParams, ModelFailure, SigawareError
 from .signature import FieldSpec, Layout, SchemaPlan
 
@@ -451,13 +451,11 @@ def _uniform_frame(served: "ServedModel", request: _Request) -> Optional[pd.Data
     if set(map(len, rows)) != {len(names)} or not set(map(type, chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
         return None
     table = np.asarray(rows)
-    if table.dtype.kind not in "iuf":  # e.g. an int beyond 64 bits
+    if table.dtype.kind not in _NUMERIC_KINDS:  # e.g. an int beyond 64 bits
         return None
     block = table.T if columns == list(names) else table.T[[columns.index(n) for n in names]]
     return decoder.uniform_frame(np.ascontiguousarray(block))
 
-
-_PLAIN_NUMBERS = frozenset({int, float})
 
 
 def _fast_path_allowed(served: "ServedModel", request: _Request) -> bool:

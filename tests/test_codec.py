@@ -501,6 +501,19 @@ def _assert_same_frame(a, b):
     assert a.to_numpy().flags.f_contiguous == b.to_numpy().flags.f_contiguous
 
 
+def test_frames_wrap_the_block_as_the_dataframe_constructor_would():
+    """``_frame_from_block`` (both decode paths build frames with it) is ``pd.DataFrame(block.T, ...)``."""
+    from mlserver_sigaware.codec import _frame_from_block
+
+    for dtype, rows in ((np.float64, 3), (np.float32, 1), (np.int64, 2), (np.float64, 0)):
+        block = np.arange(4 * rows, dtype=dtype).reshape(4, rows)
+        columns = pd.Index(["a", "b/c", "d", "e"], dtype=object)
+        got = _frame_from_block(block, columns, np.arange(4))
+        want = pd.DataFrame(block.T, columns=columns, copy=False)
+        _assert_same_frame(got, want)
+        assert rows == 0 or np.shares_memory(got.to_numpy(), block)  # no copy
+
+
 def test_uniform_signature_only_for_two_or_more_float_columns():
     assert decoder(DOUBLES).uniform_target == np.float64
     assert decoder(FLOATS).uniform_target is None  # double and float: two dtypes
