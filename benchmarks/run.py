@@ -478,19 +478,22 @@ class Run:
             f"p99 {_fmt(result.p99_ms, 2):>7s} ms  cpu {_fmt(result.cpu_ms_per_req, 2):>6s} ms/req  "
             f"({result.requests} requests{', ' + result.note if result.note else ''})"
         )
-        if self.args.py_spy and pid and server in ("ours", "ours-bare") and case.id in self.args.py_spy_cases:
-            self.py_spy(case, workers, url, body_file, pid)
+        if self.args.py_spy and pid and server in ("ours", "ours-bare", "floor") and case.id in self.args.py_spy_cases:
+            self.py_spy(case, server, workers, url, body_file, pid)
         return result
 
-    def py_spy(self, case: Case, workers: Optional[int], url: str, body_file: Path, pid: int) -> None:
-        """One more load run (not counted) with py-spy sampling the server and its workers."""
+    def py_spy(self, case: Case, server: str, workers: Optional[int], url: str, body_file: Path, pid: int) -> None:
+        """One more load run (not counted) with py-spy sampling the server and its workers.
+
+        The floor is profiled too: side by side, the two profiles show what our runtime adds per request.
+        """
         from pyspy_summary import summarize
 
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(exe).exists():
             self.log("    py-spy: not installed (pip install py-spy); no profile")
             return
-        slug = case.id.replace(" ", "-").replace("/", "")
+        slug = f'{server}-{case.id.replace(" ", "-").replace("/", "")}'
         raw = self.out / f"pyspy-{slug}-w{workers}.raw.txt"
         seconds = max(3, round(self.args.duration))
         spy = subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
@@ -507,7 +510,7 @@ class Run:
             self.log(f"    py-spy failed: {err.decode(errors='replace')[-300:]}")
             return
         text = summarize(raw, main_pid=pid)
-        header = (f"py-spy of ours, {case.id}, parallel_workers={workers}, under {self.load.label}, "
+        header = (f"py-spy of {server}, {case.id}, parallel_workers={workers}, under {self.load.label}, "
                   f"{seconds} s at 200 Hz (--nonblocking)\n\n")
         (self.out / f"pyspy-{slug}-w{workers}.txt").write_text(header + text)
         self.profiles.append(header + text)

@@ -11,12 +11,13 @@ import base64
 import binascii
 import datetime as _dt
 import math
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import orjson
 import pandas as pd
-from mlflow.types.schema import AnyType, Array, DataType, Map, Object, ParamSchema
+from mlflow.exceptions import MlflowException
+from mlflow.types.schema import AnyType, Array, DataType, Map, Object, ParamSchema, ParamSpec
 from mlserver.types import Datatype, InferenceRequest, Parameters, RequestInput, ResponseOutput
 
 from .errors import InvalidInput, InvalidParams, OutputEncodingError
@@ -366,15 +367,71 @@ except ImportError:  # pragma: no cover - older pandas
     _from_blocks = None
 
 
+def _documented_frame(block: np.ndarray, columns: pd.Index, placement: np.ndarray) -> pd.DataFrame:
+    if _from_blocks is None:  # pragma: no cover - older pandas
+        return pd.DataFrame(block.T, columns=columns, copy=False)
+    return _from_blocks([(block, placement)], index=pd.RangeIndex(block.shape[1]), columns=columns)
+
+
+def _direct_frame_builder() -> Optional[Callable[[np.ndarray, pd.Index], pd.DataFrame]]:
+    """pandas' own three steps under ``create_dataframe_from_blocks``, for a numeric numpy block.
+
+    That function re-checks, on every call, what is fixed by construction here (one 2-D numeric
+    block, its placement covering every column, axes of the right lengths): ~23 µs a request, about
+    a sixth of what our runtime spends on a one-row request. The same three steps without the
+    re-checks cost ~7 µs. They are pandas internals, so the builder is only used when it imports
+    and, on a probe of every numeric kind, builds exactly the frame of the documented path (same
+    values, dtypes, axes, one block, no copy); otherwise ``None`` and the documented path serves.
+    """
+    try:
+        from pandas._libs.internals import BlockPlacement
+        from pandas.core.internals.blocks import get_block_type
+        from pandas.core.internals.managers import BlockManager
+    except ImportError:  # pragma: no cover - other pandas layout
+        return None
+    placements: dict[int, Any] = {}
+
+    def build(block: np.ndarray, columns: pd.Index) -> pd.DataFrame:
+        width = block.shape[0]
+        placement = placements.get(width)
+        if placement is None:
+            placement = placements[width] = BlockPlacement(slice(0, width))
+        klass = get_block_type(block.dtype)
+        index = pd.RangeIndex._simple_new(range(block.shape[1]))
+        manager = BlockManager((klass(block, ndim=2, placement=placement),), [columns, index], verify_integrity=False)
+        return pd.DataFrame._from_mgr(manager, manager.axes)
+
+    try:
+        columns = pd.Index(["a", "b", "c"], dtype=object)
+        for dtype in ("float64", "float32", "int64", "int32", "uint8", "bool"):
+            for rows in (0, 1, 5):
+                probe = np.arange(3 * rows).reshape(3, rows).astype(dtype)
+                got = build(probe, columns)
+                want = _documented_frame(probe, columns, np.arange(3))
+                pd.testing.assert_frame_equal(got, want, check_exact=True)
+                if len(got._mgr.blocks) != 1 or (rows and not np.shares_memory(got.to_numpy(), probe)):
+                    return None
+    except Exception:  # pragma: no cover - pandas internals changed: use the documented path
+        return None
+    return build
+
+
+_direct_frame = _direct_frame_builder()
+
+
 def _frame_from_block(block: np.ndarray, columns: pd.Index, placement: np.ndarray) -> pd.DataFrame:
     """A DataFrame over ``block`` (shape ``(columns, rows)``, one dtype), without copying it.
 
     Same frame as ``pd.DataFrame(block.T, columns=columns, copy=False)`` (a test compares them), at
-    about half the cost: that constructor re-derives what we already know (2-D, one dtype, sizes).
+    a fraction of the cost: that constructor re-derives what we already know (2-D, one dtype, sizes).
+    ``columns`` is cached per signature; each frame gets its own view of it, so a model that names
+    its input's column axis (``df.columns.name = ...``, an in-place change) does not rename it in
+    every later request's frame.
     """
-    if _from_blocks is None:
-        return pd.DataFrame(block.T, columns=columns, copy=False)
-    return _from_blocks([(block, placement)], index=pd.RangeIndex(block.shape[1]), columns=columns)
+    columns = columns.view()
+    if _direct_frame is not None and block.dtype.kind in "biuf":
+        return _direct_frame(block, columns)
+    return _documented_frame(block, columns, placement)
 
 
 def _uniform_float_target(plan: SchemaPlan) -> Optional[np.dtype]:
@@ -625,6 +682,8 @@ class RequestDecoder:
         given: dict[str, Any] = {}
         if parameters is not None and parameters.model_extra:
             given = {k: v for k, v in parameters.model_extra.items() if k not in RESERVED_PARAMETERS}
+        if not given and self.params_schema is None:
+            return None  # what validate_params answers, without its work on every request
         return validate_params(_v2_param_values(given, self._param_specs), self.params_schema)
 
 
@@ -677,9 +736,6 @@ def _v2_param_values(given: dict[str, Any], specs: dict[str, Any]) -> dict[str, 
 
 def validate_params(given: dict[str, Any], schema: Optional[ParamSchema]) -> Optional[dict[str, Any]]:
     """Shared by V2 and /invocations: unknown params and wrong types are a 400 naming the param."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.types.schema import ParamSpec
-
     if schema is None:
         if given:
             raise InvalidParams(
@@ -804,6 +860,8 @@ class ResponseEncoder:
 
 
 def _as_array(values: Any) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    if type(values) is np.ndarray:  # what most models return: checked first, it is the hot path
+        return values
     if isinstance(values, pd.Series):
         return values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy()
     if isinstance(values, np.ndarray):
@@ -858,7 +916,7 @@ def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, li
     """(datatype, content_type, shape, flat data) for one output."""
     arr = _as_array(values)
     t = spec.mlflow_type if spec is not None else None
-    if isinstance(arr, pd.api.extensions.ExtensionArray):
+    if type(arr) is not np.ndarray and isinstance(arr, pd.api.extensions.ExtensionArray):
         dtype = arr.dtype
         n = len(arr)
         if isinstance(dtype, pd.DatetimeTZDtype) or t is DataType.datetime:

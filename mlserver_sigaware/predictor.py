@@ -47,16 +47,37 @@ def _python_model_call(wrapper: Any) -> Optional[Callable[..., Any]]:
     takes_params = "params" in parameters
     takes_context = _is_context_in_predict_function_signature(parameters=parameters)
     user_predict = python_model.predict
-    convert = wrapper._convert_input
+    convert = None if _converts_nothing(wrapper._convert_input) else wrapper._convert_input
 
     def predict(model_input: Any, params: Optional[dict[str, Any]] = None) -> Any:
-        args = (wrapper.context, convert(model_input)) if takes_context else (convert(model_input),)
+        if convert is not None:
+            model_input = convert(model_input)
+        args = (wrapper.context, model_input) if takes_context else (model_input,)
         if takes_params:
             return user_predict(*args, params=params)
         _log_warning_if_params_not_in_predict_signature(mlflow_logger, params)
         return user_predict(*args)
 
     return predict
+
+
+def _converts_nothing(convert: Callable[[Any], Any]) -> bool:
+    """Whether MLflow's ``_convert_input`` hands every input back untouched, for this model.
+
+    ``_convert_input`` turns a DataFrame into what the user's type hint asks for (``list[str]``,
+    ``list[dict[str, str]]``, a dataclass); which branch it takes depends only on that hint, fixed at
+    load, and any input but a DataFrame always comes back as is. So one empty DataFrame tells, once,
+    whether the call can be left out: the same object back means no branch applies (an applicable
+    branch returns another object or raises). The check itself costs ~10 µs a request, with its
+    ``typing`` comparisons, which is most of what a small model costs.
+    """
+    import pandas as pd
+
+    probe = pd.DataFrame()
+    try:
+        return convert(probe) is probe
+    except Exception:  # a branch applies (it refuses an empty frame): keep calling it
+        return False
 
 
 class Predictor:

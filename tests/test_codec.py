@@ -503,15 +503,38 @@ def _assert_same_frame(a, b):
 
 def test_frames_wrap_the_block_as_the_dataframe_constructor_would():
     """``_frame_from_block`` (both decode paths build frames with it) is ``pd.DataFrame(block.T, ...)``."""
-    from mlserver_sigaware.codec import _frame_from_block
+    from mlserver_sigaware import codec
 
-    for dtype, rows in ((np.float64, 3), (np.float32, 1), (np.int64, 2), (np.float64, 0)):
-        block = np.arange(4 * rows, dtype=dtype).reshape(4, rows)
+    # The direct builder (pandas internals, ~3x cheaper) is in use on this pandas, not silently off.
+    assert codec._direct_frame is not None
+    for dtype, rows in ((np.float64, 3), (np.float32, 1), (np.int64, 2), (np.float64, 0), (np.bool_, 2)):
+        block = (np.arange(4 * rows) % 3).astype(dtype).reshape(4, rows)
         columns = pd.Index(["a", "b/c", "d", "e"], dtype=object)
-        got = _frame_from_block(block, columns, np.arange(4))
+        got = codec._frame_from_block(block, columns, np.arange(4))
         want = pd.DataFrame(block.T, columns=columns, copy=False)
         _assert_same_frame(got, want)
+        assert len(got._mgr.blocks) == 1
         assert rows == 0 or np.shares_memory(got.to_numpy(), block)  # no copy
+
+
+def test_frames_from_the_direct_builder_behave_as_ordinary_frames():
+    """What a model may do with its input works as on a constructed frame, and stays in that frame."""
+    from mlserver_sigaware.codec import _frame_from_block
+
+    columns = pd.Index(["a", "b"], dtype=object)
+    frames = [_frame_from_block(np.array([[1.0, 2.0], [3.0, 4.0]]), columns, np.arange(2)) for _ in range(2)]
+    want = pd.DataFrame([[1.0, 3.0], [2.0, 4.0]], columns=columns)
+    first, second = frames
+    first.index.name = "row"
+    first.columns.name = "feature"
+    first["c"] = first["a"] + first["b"]
+    first.loc[0, "a"] = 10.0
+    assert first["c"].tolist() == [4.0, 6.0] and first["a"].tolist() == [10.0, 2.0]
+    assert first.iloc[1].tolist() == [2.0, 4.0, 6.0]
+    # The other request's frame is untouched, its axes' names included.
+    pd.testing.assert_frame_equal(second, want)
+    assert second.index.name is None and second.columns.name is None
+    assert second.sum(axis=1).tolist() == [4.0, 6.0] and second.T.shape == (2, 2)
 
 
 def test_uniform_signature_only_for_two_or_more_float_columns():

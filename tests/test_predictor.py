@@ -93,3 +93,67 @@ def test_other_flavours_keep_mlflows_predict_function(tmp_path: Path) -> None:
     predictor = Predictor(pyfunc)
     assert predictor._fn == pyfunc._predict_fn
     np.testing.assert_array_equal(predictor(FRAME, None, enforce=False), pyfunc.predict(FRAME))
+
+
+class UpperCase(PythonModel):
+    def predict(self, model_input: list[str], params: Optional[dict[str, Any]] = None) -> list[str]:
+        assert isinstance(model_input, list), type(model_input)
+        return [text.upper() for text in model_input]
+
+
+def _save_upper(dest: Path) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    signature = ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema([ColSpec("string")]))
+    mlflow.pyfunc.save_model(path=str(dest), python_model=UpperCase(), signature=signature, pip_requirements=[])
+    return mlflow.pyfunc.load_model(str(dest))
+
+
+def test_input_conversion_for_type_hints_is_kept(tmp_path: Path) -> None:
+    """A ``list[str]`` hint: MLflow's conversion of the DataFrame still runs in our direct call.
+
+    (``Predictor`` sends models whose signature comes from type hints through ``pyfunc.predict``; the
+    direct call is built here on its own so that it meets a conversion that is not the identity.)
+    """
+    from mlserver_sigaware.predictor import _converts_nothing, _python_model_call
+
+    pyfunc = _save_upper(tmp_path / "upper")
+    wrapper = pyfunc._model_impl
+    # MLflow's type-hint validation around ``predict`` would convert too; take it away so that only
+    # ``_convert_input`` can (as for a model pickled before MLflow wrapped ``predict``).
+    model = wrapper.python_model
+    model.predict = type(model).predict.__wrapped__.__get__(model)
+    assert not _converts_nothing(wrapper._convert_input)
+    direct = _python_model_call(wrapper)
+    frame = pd.DataFrame({"text": ["a", "bc"]})
+    assert direct(frame) == wrapper.predict(frame) == ["A", "BC"]
+    assert list(Predictor(pyfunc)(frame, None, enforce=False)) == ["A", "BC"]
+
+
+def test_conversion_that_changes_nothing_is_left_out(tmp_path: Path, monkeypatch) -> None:
+    """For a DataFrame model MLflow's ``_convert_input`` is the identity: checked once, not per request."""
+    from mlflow.pyfunc.model import _PythonModelPyfuncWrapper
+
+    calls = []
+    original = _PythonModelPyfuncWrapper._convert_input
+
+    def counting(self, model_input):
+        calls.append(type(model_input))
+        return original(self, model_input)
+
+    monkeypatch.setattr(_PythonModelPyfuncWrapper, "_convert_input", counting)
+    pyfunc = _save(NoContext(), tmp_path / "m", with_params=True)
+    predictor = Predictor(pyfunc)
+    at_load = len(calls)
+    assert at_load == 1  # the probe
+    for _ in range(3):
+        np.testing.assert_array_equal(predictor(FRAME, None, enforce=False), FRAME["b"].to_numpy())
+    assert len(calls) == at_load
+    assert _converts_nothing_for(pyfunc)
+
+
+def _converts_nothing_for(pyfunc: Any) -> bool:
+    from mlserver_sigaware.predictor import _converts_nothing
+
+    return _converts_nothing(pyfunc._model_impl._convert_input)
