@@ -12,7 +12,11 @@ import inspect
 import logging
 from typing import Any, Callable, Optional
 
+import numpy as np
+import pandas as pd
+
 from .errors import InvalidInput, ModelFailure, SigawareError
+from .sklearn_input import array_input_columns
 
 logger = logging.getLogger("mlserver.sigaware")
 
@@ -83,13 +87,18 @@ def _converts_nothing(convert: Callable[[Any], Any]) -> bool:
 class Predictor:
     """One loaded pyfunc, callable as ``predictor(data, params, enforce=...)``."""
 
-    def __init__(self, pyfunc_model: Any):
+    def __init__(self, pyfunc_model: Any, float_columns: Optional[tuple[str, ...]] = None):
+        """``float_columns``: the signature's columns when they are all of one float type (else
+        ``None``); a plain scikit-learn estimator fitted on them is then handed its input as an array
+        (see :mod:`.sklearn_input`)."""
         self.pyfunc = pyfunc_model
         meta = pyfunc_model.metadata
         self.input_schema = meta.get_input_schema()
         self.loader_module = getattr(pyfunc_model, "loader_module", None)
         self._fn, self._takes_params = self._resolve_predict_fn(pyfunc_model)
         self._example_format = self._example_for_conversion(pyfunc_model)
+        #: The columns of the frames handed to the model as an array, or ``None``.
+        self.array_columns = array_input_columns(pyfunc_model, float_columns)
 
     @staticmethod
     def _example_for_conversion(model: Any) -> Any:
@@ -141,12 +150,18 @@ class Predictor:
         if enforce:
             data = self.enforce(data)
         if self._example_format is not None:
-            import pandas as pd
-
             if isinstance(data, pd.DataFrame):
                 from mlflow.types.type_hints import _convert_dataframe_to_example_format
 
                 data = _convert_dataframe_to_example_format(data, self._example_format)
+        if (
+            self.array_columns is not None
+            and type(data) is pd.DataFrame
+            and tuple(data.columns) == self.array_columns
+        ):
+            block = np.asarray(data)  # what the estimator's own validation would derive from the frame
+            if block.dtype.kind == "f":
+                data = block
         try:
             if self._takes_params:
                 return self._fn(data, params=params)

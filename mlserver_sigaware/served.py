@@ -77,15 +77,19 @@ class ServedModel:
         # Composite types (Array/Object/Map/Any) are converted by MLflow in ways models rely on:
         # keep MLflow's enforcement for them rather than re-implementing it.
         always_enforce = cfg.enforce_schema_in_mlflow or any(f.is_composite for f in inputs.fields)
+        decoder = RequestDecoder(inputs, params_schema, cfg.unknown_inputs)
+        float_columns = (
+            decoder.uniform_names if cfg.sklearn_array_input and decoder.uniform_target is not None else None
+        )
         return cls(
             resolved=resolved,
-            predictor=Predictor(pyfunc),
+            predictor=Predictor(pyfunc, float_columns),
             input_schema=input_schema,
             output_schema=output_schema,
             params_schema=params_schema,
             inputs=inputs,
             outputs=outputs,
-            decoder=RequestDecoder(inputs, params_schema, cfg.unknown_inputs),
+            decoder=decoder,
             invocations_decoder=RequestDecoder(inputs, params_schema, unknown_inputs="ignore"),
             encoder=ResponseEncoder(outputs),
             always_enforce=always_enforce,

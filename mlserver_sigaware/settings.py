@@ -62,6 +62,16 @@ class SigawareSettings(BaseSettings):
             "MLflow's exact conversions for exotic inputs."
         ),
     )
+    sklearn_array_input: bool = Field(
+        default=True,
+        description=(
+            "Hand a scikit-learn model its input as the ndarray its own validation would derive from "
+            "the DataFrame, skipping that validation (~1.2 ms of a one-row request): only for a plain "
+            "scikit-learn estimator (no pipeline or meta-estimator) fitted on exactly the signature's "
+            "columns, in its order, all of one float type; answers are bit-identical. Set false to "
+            "always pass the DataFrame."
+        ),
+    )
 
     max_loaded_versions: int = Field(
         default=2,

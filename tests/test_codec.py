@@ -634,3 +634,43 @@ def test_uniform_short_path_agrees_with_the_general_path(columns, schema):
         assert short == general
     else:
         _assert_same_frame(short, general)
+
+
+_ODD_VALUES = st.one_of(
+    st.floats(width=64),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["1.5", "x", ""]),
+    st.lists(st.floats(allow_nan=False), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(_ODD_VALUES, max_size=12),
+    datatype=st.sampled_from(["FP64", "FP32", "FP16", "INT64"]),
+    target=st.sampled_from([np.float64, np.float32]),
+)
+def test_one_pass_float_conversion_matches_numpys(values, datatype, target):
+    """``_plain_floats`` (``array.array``) gives what the ``np.asarray`` way gives, or steps aside."""
+    from mlserver_sigaware import codec
+
+    def run(fast: bool):
+        original = codec._plain_floats
+        if not fast:
+            codec._plain_floats = lambda v: None
+        try:
+            return codec._numeric_array(list(values), datatype, np.dtype(target), "x", "double")
+        except InvalidInput as exc:
+            return f"400: {exc}"
+        finally:
+            codec._plain_floats = original
+
+    got, want = run(True), run(False)
+    if isinstance(want, str):
+        assert got == want
+    else:
+        assert not isinstance(got, str), got
+        assert type(got) is type(want) and got.dtype == want.dtype
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
