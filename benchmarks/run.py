@@ -861,7 +861,7 @@ def markdown(run: Run, cases: list[Case], analysis: dict[str, Any], target_list:
     lines.append("")
     lines.extend(analysis_markdown(analysis))
     for profile in run.profiles:
-        lines.append("## py-spy of our server under load")
+        lines.append("## py-spy under load (ours and the floor)")
         lines.append("")
         lines.append("```")
         lines.append(profile.rstrip())
@@ -1043,8 +1043,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-analysis", action="store_true", help="skip the in-process 10,000-row analysis and profile")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="results folder")
     parser.add_argument("--py-spy", action="store_true",
-                        help="also profile our server (and its workers) with py-spy under load, in an extra "
-                             "uncounted run of each --py-spy-case (needs `pip install py-spy` and ptrace rights)")
+                        help="also profile our server (and its workers) and the floor with py-spy under load, "
+                             "in an extra uncounted run of each --py-spy-case (needs `pip install py-spy` and "
+                             "ptrace rights)")
     parser.add_argument("--py-spy-case", dest="py_spy_cases", action="append",
                         help="case id to profile with --py-spy (default: 'wine V2 1 row')")
     parser.add_argument("--keep-work", action="store_true",
