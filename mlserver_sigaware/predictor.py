@@ -75,8 +75,6 @@ def _converts_nothing(convert: Callable[[Any], Any]) -> bool:
     branch returns another object or raises). The check itself costs ~10 µs a request, with its
     ``typing`` comparisons, which is most of what a small model costs.
     """
-    import pandas as pd
-
     probe = pd.DataFrame()
     try:
         return convert(probe) is probe

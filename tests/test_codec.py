@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mlflow.types.schema import (
     Array,
@@ -641,19 +641,23 @@ _ODD_VALUES = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.booleans(),
     st.none(),
-    st.sampled_from(["1.5", "x", ""]),
+    st.sampled_from(["1.5", "x", "", 10**400, -(10**400), 2**63, -(2**63), 2**63 - 1, 1e300]),
     st.lists(st.floats(allow_nan=False), max_size=2),
 )
 
 
 @settings(max_examples=300, deadline=None)
+@example(values=[-(2**63) - 1, False], datatype="FP64", target=np.float64)  # numpy's object-array way
+@example(values=[True, 1.5], datatype="FP64", target=np.float64)
+@example(values=[True, False], datatype="FP32", target=np.float32)
+@example(values=[1.5, None, 2], datatype="FP64", target=np.float64)
 @given(
     values=st.lists(_ODD_VALUES, max_size=12),
     datatype=st.sampled_from(["FP64", "FP32", "FP16", "INT64"]),
     target=st.sampled_from([np.float64, np.float32]),
 )
 def test_one_pass_float_conversion_matches_numpys(values, datatype, target):
-    """``_plain_floats`` (``array.array``) gives what the ``np.asarray`` way gives, or steps aside."""
+    """``_plain_floats`` (``struct``) gives what the ``np.asarray`` way gives, or steps aside."""
     from mlserver_sigaware import codec
 
     def run(fast: bool):
