@@ -129,7 +129,7 @@ def _numeric_array(values: list, datatype: str, target: np.dtype, name: str, lab
 _INT64_BOUND = float(2**63)
 
 
-def _plain_floats(values: list) -> Optional[np.ndarray]:
+def _plain_floats(values: list, out: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """``values`` as float64 when they are all Python numbers (not all booleans), else ``None``.
 
     ``struct.pack_into`` writes a list of floats into the array in one C loop, ~3x faster than
@@ -138,10 +138,12 @@ def _plain_floats(values: list) -> Optional[np.ndarray]:
     become a float silently here (``None``, text, nested lists), and those go the general way, which
     owns their handling. Booleans among numbers become 1.0/0.0 as ``np.asarray`` makes them; a column
     that starts with a boolean goes the general way too, which refuses a column of booleans.
+    ``out`` (contiguous float64, ``len(values)`` long) is written in place of a new array: a row of
+    the DataFrame's block, so that the values are copied once on their way to the model.
     """
     if values and type(values[0]) is bool:
         return None
-    floats = np.empty(len(values), dtype=np.float64)
+    floats = np.empty(len(values), dtype=np.float64) if out is None else out
     try:
         struct.pack_into(f"{len(values)}d", floats, 0, *values)
     except (struct.error, TypeError, OverflowError):
@@ -389,7 +391,8 @@ _FLOATABLE_DATATYPES = frozenset(
 )
 _FLOATABLE_DATATYPES = _FLOATABLE_DATATYPES | {Datatype(d) for d in _FLOATABLE_DATATYPES}
 _PLAIN_NUMBERS = frozenset({float, int})
-#: Up to this many values (rows x columns) a request takes :meth:`RequestDecoder._uniform_frame`.
+#: Up to this many values (rows x columns), :meth:`RequestDecoder._uniform_frame` joins the columns'
+#: lists and converts them at once; above, it converts each column into its row of the block.
 _SMALL_REQUEST_VALUES = 4096
 
 try:  # pandas >= 3: the documented way to wrap an existing block without the constructor's checks
@@ -606,22 +609,24 @@ class RequestDecoder:
         return self._frame(columns)
 
     def _uniform_frame(self, seen: dict[str, RequestInput], target: np.dtype) -> Optional[pd.DataFrame]:
-        """The DataFrame of a small, well-formed request to an all-float signature, or ``None``.
+        """The DataFrame of a well-formed request to an all-float signature, or ``None``.
 
         The common tabular case (one row of a dozen ``double`` columns) pays ~15 µs of generic checks
-        per column on the general path, more than a small model's own work. Here the columns' lists are
-        joined and converted by one ``np.asarray``, whose ``(columns, rows)`` result is already the
-        block pandas stores. Anything unusual (a missing, unknown or null value, a string, a boolean, a
-        nested or mismatched shape, a large request) returns ``None`` and takes the general path, which
-        owns every error message, so both paths accept and refuse exactly the same requests. Large
-        requests gain nothing here (the conversion of the values dominates) and the joined list would
-        be one more copy of the payload.
+        per column on the general path, more than a small model's own work. Here a small request's
+        columns are joined and converted by one ``np.asarray``, whose ``(columns, rows)`` result is
+        already the block pandas stores. A large request (more than 4,096 values, where the joined
+        list would be one more copy of the payload) of float datatypes has each column written
+        straight into its row of that block (:func:`_plain_floats`): the values are copied once on
+        their way to the model, where the general path holds them twice (columns, then the block).
+        Anything unusual (a missing, unknown or null value, a string, a boolean, a nested or
+        mismatched shape) returns ``None`` and takes the general path, which owns every error
+        message, so both paths accept and refuse exactly the same requests (property-tested).
         """
         names = self.uniform_names
         width = len(names)
         if len(seen) != width:
             return None
-        flat: list = []
+        columns: list[list] = []
         rows = -1
         for name in names:
             inp = seen.get(name)
@@ -632,7 +637,7 @@ class RequestDecoder:
                 return None
             if rows < 0:
                 rows = len(values)
-                if rows == 0 or rows * width > _SMALL_REQUEST_VALUES:
+                if rows == 0:
                     return None
             shape = inp.shape
             if (
@@ -642,6 +647,11 @@ class RequestDecoder:
                 or inp.datatype not in _FLOATABLE_DATATYPES
             ):
                 return None
+            columns.append(values)
+        if rows * width > _SMALL_REQUEST_VALUES:
+            return self._large_uniform_frame(seen, columns, rows)
+        flat: list = []
+        for values in columns:
             flat += values
         # Exactly the Python types the general path turns into numbers without comment (no bool,
         # which numpy would silently make 1.0 next to floats, no None, no str).
@@ -654,6 +664,18 @@ class RequestDecoder:
         if block.dtype.kind not in _NUMERIC_KINDS:  # e.g. an int beyond 64 bits: object
             return None
         return self.uniform_frame(block.reshape(width, rows))
+
+    def _large_uniform_frame(
+        self, seen: dict[str, RequestInput], columns: list[list], rows: int
+    ) -> Optional[pd.DataFrame]:
+        """A large request's block, each column converted straight into its row (see above)."""
+        if not all(_datatype(seen[name]).startswith("FP") for name in self.uniform_names):
+            return None  # integer datatypes: the general path's range and type checks apply
+        block = np.empty((len(columns), rows), dtype=np.float64)
+        for row, values in zip(block, columns):
+            if _plain_floats(values, out=row) is None:
+                return None
+        return self.uniform_frame(block)
 
     def uniform_frame(self, block: np.ndarray) -> pd.DataFrame:
         """The model's DataFrame over ``block``: numbers of shape ``(columns, rows)`` in signature order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from contextlib import contextmanager
 
 import numpy as np
 import orjson
@@ -576,8 +577,22 @@ FALLBACK_CASES = {
 }
 
 
+@contextmanager
+def _small_request_limit(limit: int):
+    """Force requests of any size onto the joined-list (4096) or the per-row (0) way of the short path."""
+    from mlserver_sigaware import codec
+
+    saved = codec._SMALL_REQUEST_VALUES
+    codec._SMALL_REQUEST_VALUES = limit
+    try:
+        yield
+    finally:
+        codec._SMALL_REQUEST_VALUES = saved
+
+
+@pytest.mark.parametrize("limit", [4096, 0], ids=["joined", "per-row"])
 @pytest.mark.parametrize("case", list(FALLBACK_CASES))
-def test_uniform_short_path_falls_back_and_both_paths_agree(case):
+def test_uniform_short_path_falls_back_and_both_paths_agree(case, limit):
     base = {n: inp(n, "FP64", [1.0, 2.0]) for n in ("a", "b/c", "d")}
     change = FALLBACK_CASES[case]
     if change is None:
@@ -587,21 +602,57 @@ def test_uniform_short_path_falls_back_and_both_paths_agree(case):
             base[item["name"]] = item
     req = request(*base.values())
     dec = decoder(DOUBLES)
-    assert dec._uniform_frame({i.name: i for i in req.inputs}, np.dtype(np.float64)) is None
-    short, general = _both_ways(DOUBLES, req)
+    with _small_request_limit(limit):
+        assert dec._uniform_frame({i.name: i for i in req.inputs}, np.dtype(np.float64)) is None
+        short, general = _both_ways(DOUBLES, req)
     if isinstance(general, str):
         assert short == general
     else:
         _assert_same_frame(short, general)
 
 
-def test_uniform_short_path_leaves_large_requests_to_the_general_path():
-    rows = 5000  # x 3 columns: above the short path's limit, where the joined list would be one more copy
-    req = request(*[inp(n, "FP64", [float(i) for i in range(rows)]) for n in ("a", "b/c", "d")])
+def test_large_float_requests_are_written_straight_into_the_block():
+    rows = 5000  # x 3 columns: above the joined-list limit
+    req = request(*[inp(n, "FP64", [float(i) + 0.5 for i in range(rows)]) for n in ("a", "b/c", "d")])
     dec = decoder(DOUBLES)
-    assert dec._uniform_frame({i.name: i for i in req.inputs}, np.dtype(np.float64)) is None
+    frame = dec._uniform_frame({i.name: i for i in req.inputs}, np.dtype(np.float64))
+    assert frame is not None
     short, general = _both_ways(DOUBLES, req)
     _assert_same_frame(short, general)
+    # Integer datatypes keep the general path and its range checks.
+    ints = request(*[inp(n, "INT64", list(range(rows))) for n in ("a", "b/c", "d")])
+    assert dec._uniform_frame({i.name: i for i in ints.inputs}, np.dtype(np.float64)) is None
+    short, general = _both_ways(DOUBLES, ints)
+    _assert_same_frame(short, general)
+
+
+def test_large_float_requests_hold_the_payload_once():
+    """tracemalloc: the columns go straight into the block; the general path holds them twice.
+
+    While a column is converted, its values' pointers are also held (the argument tuple of
+    ``struct.pack_into`` and the list it is built from): 2/columns of a payload on top of the block.
+    """
+    import tracemalloc
+
+    names = [f"c{i}" for i in range(10)]
+    schema = Schema([ColSpec("double", n) for n in names])
+    rows = 5000
+    payload = rows * len(names) * 8
+    req = request(*[inp(n, "FP64", [float(i) * 0.25 + k for i in range(rows)]) for k, n in enumerate(names)])
+    peaks = []
+    for short in (True, False):
+        dec = decoder(schema)
+        if not short:
+            dec.uniform_target = None
+        tracemalloc.start()
+        try:
+            frame = dec.decode(req)[0]
+            peaks.append(tracemalloc.get_traced_memory()[1] / payload)
+        finally:
+            tracemalloc.stop()
+        del frame
+    short_peak, general_peak = peaks
+    assert short_peak < 1.3 and general_peak >= 2.0, peaks
 
 
 _number = st.one_of(
@@ -612,7 +663,7 @@ _number = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.integers(min_value=1, max_value=4).flatmap(
         lambda n: st.tuples(
@@ -622,14 +673,16 @@ _number = st.one_of(
         )
     ),
     st.sampled_from([DOUBLES, Schema([ColSpec("float", "a"), ColSpec("float", "b/c"), ColSpec("float", "d")])]),
+    st.sampled_from([4096, 0]),
 )
-def test_uniform_short_path_agrees_with_the_general_path(columns, schema):
+def test_uniform_short_path_agrees_with_the_general_path(columns, schema, limit):
     values, datatypes, as_matrix = columns
     req = request(*[
         inp(name, dt_, vals, [len(vals), 1] if m else [len(vals)])
         for name, vals, dt_, m in zip(("a", "b/c", "d"), values, datatypes, as_matrix)
     ])
-    short, general = _both_ways(schema, req)
+    with _small_request_limit(limit):
+        short, general = _both_ways(schema, req)
     if isinstance(general, str):
         assert short == general
     else:
