@@ -401,9 +401,10 @@ except ImportError:  # pragma: no cover - older pandas
     _from_blocks = None
 
 
-def _documented_frame(block: np.ndarray, columns: pd.Index, placement: np.ndarray) -> pd.DataFrame:
+def _documented_frame(block: np.ndarray, columns: pd.Index) -> pd.DataFrame:
     if _from_blocks is None:  # pragma: no cover - older pandas
         return pd.DataFrame(block.T, columns=columns, copy=False)
+    placement = np.arange(block.shape[0])
     return _from_blocks([(block, placement)], index=pd.RangeIndex(block.shape[1]), columns=columns)
 
 
@@ -442,7 +443,7 @@ def _direct_frame_builder() -> Optional[Callable[[np.ndarray, pd.Index], pd.Data
             for rows in (0, 1, 5):
                 probe = np.arange(3 * rows).reshape(3, rows).astype(dtype)
                 got = build(probe, columns)
-                want = _documented_frame(probe, columns, np.arange(3))
+                want = _documented_frame(probe, columns)
                 pd.testing.assert_frame_equal(got, want, check_exact=True)
                 if len(got._mgr.blocks) != 1 or (rows and not np.shares_memory(got.to_numpy(), probe)):
                     return None
@@ -454,7 +455,7 @@ def _direct_frame_builder() -> Optional[Callable[[np.ndarray, pd.Index], pd.Data
 _direct_frame = _direct_frame_builder()
 
 
-def _frame_from_block(block: np.ndarray, columns: pd.Index, placement: np.ndarray) -> pd.DataFrame:
+def _frame_from_block(block: np.ndarray, columns: pd.Index) -> pd.DataFrame:
     """A DataFrame over ``block`` (shape ``(columns, rows)``, one dtype), without copying it.
 
     Same frame as ``pd.DataFrame(block.T, columns=columns, copy=False)`` (a test compares them), at
@@ -466,7 +467,7 @@ def _frame_from_block(block: np.ndarray, columns: pd.Index, placement: np.ndarra
     columns = columns.view()
     if _direct_frame is not None and block.dtype.kind in "biuf":
         return _direct_frame(block, columns)
-    return _documented_frame(block, columns, placement)
+    return _documented_frame(block, columns)
 
 
 def _uniform_float_target(plan: SchemaPlan) -> Optional[np.dtype]:
@@ -497,13 +498,12 @@ class RequestDecoder:
         self.params_schema = params_schema
         self.unknown_inputs = unknown_inputs
         self._param_specs = {p.name: p for p in params_schema.params} if params_schema else {}
-        self._index_cache: dict[tuple[str, ...], tuple[pd.Index, np.ndarray]] = {}
+        self._index_cache: dict[tuple[str, ...], pd.Index] = {}
         #: The one float dtype of an all-float signature (the common tabular case), else ``None``.
         self.uniform_target = _uniform_float_target(inputs)
         #: That signature's column names, in its order.
         self.uniform_names = tuple(f.name for f in inputs.fields)
         self._uniform_columns = pd.Index(self.uniform_names, dtype=object)
-        self._uniform_placement = np.arange(len(self.uniform_names))
 
     # The request-level `parameters.content_type` a client may send to force a container.
     _FORCED = {"pd": Layout.COLUMNS, "np": Layout.TENSOR, "dict": Layout.TENSORS}
@@ -681,7 +681,7 @@ class RequestDecoder:
         """The model's DataFrame over ``block``: numbers of shape ``(columns, rows)`` in signature order."""
         if block.dtype != self.uniform_target:
             block = block.astype(self.uniform_target)
-        return _frame_from_block(block, self._uniform_columns, self._uniform_placement)
+        return _frame_from_block(block, self._uniform_columns)
 
     def _frame(self, columns: dict[str, Any]) -> pd.DataFrame:
         """The DataFrame of decoded columns, built the cheap way when they share one numpy dtype.
@@ -698,12 +698,12 @@ class RequestDecoder:
             and all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype == first.dtype for a in arrays)
         ):
             names = tuple(columns)
-            cached = self._index_cache.get(names)
-            if cached is None:
-                cached = self._index_cache[names] = (pd.Index(names, dtype=object), np.arange(len(names)))
+            index = self._index_cache.get(names)
+            if index is None:
+                index = self._index_cache[names] = pd.Index(names, dtype=object)
             # (k, n): the memory layout pandas gives a frame built from columns, so models see
             # bit-identical input (BLAS sums in layout order).
-            return _frame_from_block(np.vstack(arrays), *cached)
+            return _frame_from_block(np.vstack(arrays), index)
         return pd.DataFrame(columns, copy=False)
 
     def _single_tensor(self, inputs: Sequence[RequestInput]) -> np.ndarray:

@@ -65,17 +65,15 @@ def _is_plain(estimator: Any) -> bool:
         if not module.startswith(_ARRAY_ONLY_META_MODULES):
             return False
         fitted = np.asarray(getattr(estimator, "estimators_", []), dtype=object).ravel()  # GB: 2-D
-        return all(_is_plain(v) for v in inner) and all(_is_plain(e) for e in fitted)
+        # Hundreds of trees of one class: one of each class tells (they differ only in fitted state).
+        kinds = {type(e): e for e in fitted}.values()
+        return all(_is_plain(v) for v in inner) and all(_is_plain(e) for e in kinds)
     return True
 
 
 def plain_estimator(pyfunc: Any) -> Optional[Any]:
     """The scikit-learn estimator of an ``mlflow.sklearn`` pyfunc, if it is a plain one; else ``None``."""
     if getattr(pyfunc, "loader_module", None) != "mlflow.sklearn":
-        return None
-    try:
-        import sklearn.base  # noqa: F401
-    except ImportError:  # pragma: no cover - an sklearn model always has sklearn
         return None
     estimator = getattr(getattr(pyfunc, "_model_impl", None), "sklearn_model", None)
     return estimator if estimator is not None and _is_plain(estimator) else None

@@ -511,7 +511,7 @@ def test_frames_wrap_the_block_as_the_dataframe_constructor_would():
     for dtype, rows in ((np.float64, 3), (np.float32, 1), (np.int64, 2), (np.float64, 0), (np.bool_, 2)):
         block = (np.arange(4 * rows) % 3).astype(dtype).reshape(4, rows)
         columns = pd.Index(["a", "b/c", "d", "e"], dtype=object)
-        got = codec._frame_from_block(block, columns, np.arange(4))
+        got = codec._frame_from_block(block, columns)
         want = pd.DataFrame(block.T, columns=columns, copy=False)
         _assert_same_frame(got, want)
         assert len(got._mgr.blocks) == 1
@@ -523,7 +523,7 @@ def test_frames_from_the_direct_builder_behave_as_ordinary_frames():
     from mlserver_sigaware.codec import _frame_from_block
 
     columns = pd.Index(["a", "b"], dtype=object)
-    frames = [_frame_from_block(np.array([[1.0, 2.0], [3.0, 4.0]]), columns, np.arange(2)) for _ in range(2)]
+    frames = [_frame_from_block(np.array([[1.0, 2.0], [3.0, 4.0]]), columns) for _ in range(2)]
     want = pd.DataFrame([[1.0, 3.0], [2.0, 4.0]], columns=columns)
     first, second = frames
     first.index.name = "row"
