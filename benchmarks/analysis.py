@@ -27,8 +27,8 @@ from typing import Any, Callable, Optional
 import orjson
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from mlserver_sigaware.registry import ModelRef, ResolvedModel
-from mlserver_sigaware.served import ServedModel
+from mlserver_sigaware.model.location import ModelRef, ResolvedModel
+from mlserver_sigaware.model.served import ServedModel
 from mlserver_sigaware.settings import SigawareSettings
 
 
@@ -100,7 +100,7 @@ def stage_times(served: ServedModel, body: bytes, reps: int = 15) -> dict[str, f
 
 def invocations_time(served: ServedModel, body: bytes, reps: int = 5) -> float:
     """Median milliseconds of our whole ``/invocations`` handling (``scoring.invoke``) of ``body``."""
-    from mlserver_sigaware import scoring
+    from mlserver_sigaware.protocols import scoring
 
     result = scoring.invoke(served, body, "application/json")
     if result.status != 200:

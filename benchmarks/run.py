@@ -795,7 +795,7 @@ def targets(results: list[Result], analysis: dict[str, Any]) -> list[Target]:
     copies = analysis.get("copies")
     if copies:
         # Not rounded: the peak also holds the DataFrame's own bookkeeping and, while a column is
-        # converted, its values' pointers (see codec._plain_floats); all of it counts.
+        # converted, its values' pointers (see codec.values.plain_floats); all of it counts.
         out.append(Target("wine V2 10,000 rows, payload copies alive on the way to the model (tracemalloc peak / payload)",
                           copies["copies_peak"], 2.0, False,
                           f"[peak {copies['fast']['peak'] / 1e6:.2f} MB for a {copies['payload_bytes'] / 1e6:.2f} MB payload; "

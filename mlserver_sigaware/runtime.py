@@ -1,4 +1,10 @@
-"""The MLServer runtime: a thin shell that wires settings, versions, codec and predictor together."""
+"""The MLServer runtime: MLServer's entry point, thin on purpose.
+
+A request's path: a protocol adapter (:mod:`.protocols`) -> version selection (:mod:`.versions`) -> the
+signature codec (:mod:`.codec`) -> the model (:mod:`.model`) -> the codec -> the response. This class
+only wires them: it loads the version manager, answers MLServer's ``predict`` and ``metadata`` through
+the V2 adapter and registers the other protocols' routes on itself, where MLServer looks for them.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,22 @@ import os
 from typing import Optional
 
 from mlserver import MLModel
-from mlserver.errors import MLServerError
 from mlserver.settings import ModelSettings
-from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
-from starlette.responses import Response
+from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
 
-from . import metrics, routes, versions
-from .errors import ModelFailure, SigawareError
-from .registry import RegistryClient, parse_model_location
-from .served import ServedModel
+from .errors import ModelFailure
+from .model.location import parse_model_location
+from .model.registry import RegistryClient
+from .model.served import ServedModel
+from .protocols import routes, v2
+from .protocols.scoring.routes import DIRECTORY
 from .settings import SigawareSettings
+from .versions.manager import VersionManager, manager_for
+from .versions.selectors import parse_selector, selector_from_headers
+
+__all__ = ["SignatureAwareRuntime"]
 
 logger = logging.getLogger("mlserver.sigaware")
-
-#: Response header (REST) naming the registry version that answered.
-VERSION_HEADER = "mlflow-model-version"
 
 
 class SignatureAwareRuntime(MLModel):
@@ -32,7 +39,7 @@ class SignatureAwareRuntime(MLModel):
     unversioned instance serves the default version and whatever version a request's headers select.
     """
 
-    manager: Optional[versions.VersionManager] = None
+    manager: Optional[VersionManager] = None
 
     def __init__(self, settings: ModelSettings):
         super().__init__(settings)
@@ -42,6 +49,7 @@ class SignatureAwareRuntime(MLModel):
 
     @property
     def settings_dir(self) -> Optional[str]:
+        """The folder of this model's model-settings.json (relative URIs are resolved against it)."""
         source = getattr(self._settings, "_source", None)
         return os.path.dirname(os.path.abspath(source)) if source else None
 
@@ -55,7 +63,7 @@ class SignatureAwareRuntime(MLModel):
         params = self._settings.parameters
         client = RegistryClient(self.config, self.settings_dir)
         ref = parse_model_location(params.uri if params else None, self.settings_dir, self.name, self.config)
-        manager = versions.manager_for(self.name, client, ref, self.config)
+        manager = manager_for(self.name, client, ref, self.config)
         if self.is_default_instance:
             if manager.default is None:
                 await manager.start()
@@ -64,7 +72,7 @@ class SignatureAwareRuntime(MLModel):
                 # model deployed by name only. A refused target raises 409 here, and MLServer keeps the
                 # old instance serving.
                 await manager.refresh_default()
-            routes.DIRECTORY.add(self)
+            DIRECTORY.add(self)
         self.manager = manager
         default = manager.default
         logger.info(
@@ -79,7 +87,7 @@ class SignatureAwareRuntime(MLModel):
 
     async def unload(self) -> bool:
         # A reload loads the new instance before unloading this one: shared state (the manager) stays.
-        routes.DIRECTORY.remove(self)
+        DIRECTORY.remove(self)
         return True
 
     async def select(self, selector: Optional[str]) -> ServedModel:
@@ -89,31 +97,13 @@ class SignatureAwareRuntime(MLModel):
         if self.version:
             selector = str(self.version)
         else:
-            selector = versions.parse_selector(selector)
+            selector = parse_selector(selector)
         return await self.manager.get(selector)
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         headers = payload.parameters.headers if payload.parameters is not None else None
-        served = await self.select(versions.selector_from_headers(headers))
-        try:
-            data, params = served.decoder.decode(payload)
-            prediction = served.predictor(data, params, enforce=served.needs_enforcement(payload))
-            requested = [o.name for o in payload.outputs] if payload.outputs else None
-            outputs = served.encoder.encode(prediction, requested)
-        except MLServerError:
-            raise
-        except Exception as exc:  # a bug of ours must still be a clean 500, never a traceback
-            logger.exception("unexpected error while serving '%s'", self.name)
-            raise ModelFailure(f"internal error: {type(exc).__name__}: {exc}") from None
-        version = served.version
-        if version:
-            metrics.requests().labels(self.name, version).inc()
-        return InferenceResponse(
-            model_name=self.name,
-            model_version=version,
-            outputs=outputs,
-            parameters=Parameters(headers={VERSION_HEADER: version}) if version else None,
-        )
+        served = await self.select(selector_from_headers(headers))
+        return v2.infer(self.name, served, payload)
 
     async def metadata(self) -> MetadataModelResponse:
         served = await self.select(None)
@@ -122,36 +112,4 @@ class SignatureAwareRuntime(MLModel):
             extra = {"versions": self.manager.state()}
         return served.metadata(self.name, extra)
 
-    # -- MLflow scoring protocol (routes.py registers these as HTTP routes) -----------------------
 
-    async def invocations(self, body: bytes, content_type: Optional[str], selector: Optional[str]) -> Response:
-        from . import scoring
-
-        try:
-            served = await self.select(selector)
-        except SigawareError as exc:
-            result = scoring.error_for_status(exc.status_code, str(exc))
-            return Response(content=result.body, status_code=result.status, media_type=result.content_type)
-        result = scoring.invoke(served, body, content_type)
-        headers = {VERSION_HEADER: served.version} if served.version else None
-        return Response(
-            content=result.body, status_code=result.status, media_type=result.content_type, headers=headers
-        )
-
-    def ping(self) -> Response:
-        from . import scoring
-
-        status, body, media_type = scoring.ping_body()
-        return Response(content=body, status_code=status, media_type=media_type)
-
-    def mlflow_version(self) -> Response:
-        from . import scoring
-
-        status, body, media_type = scoring.version_body()
-        return Response(content=body, status_code=status, media_type=media_type)
-
-    def no_default_model(self, names: list[str]) -> Response:
-        from . import scoring
-
-        result = scoring.no_default_model(names)
-        return Response(content=result.body, status_code=result.status, media_type=result.content_type)

@@ -266,7 +266,6 @@ def signature_parts(
     return signature.inputs, signature.outputs, signature.params
 
 
-
 # ----------------------------------------------------------------------------- compatibility diff
 
 

@@ -3,7 +3,7 @@
 Each :class:`ScoringCase` is sent as is -- body bytes and ``Content-Type`` header -- to MLflow's
 own scoring server and to ours; the differential tests assert both answer the same status,
 ``error_code`` and (for 200s) the same bytes.  The cases are chosen to cross every branch of
-``mlserver_sigaware.scoring``: each input format, each content-type rule, every MLflow leniency our
+``mlserver_sigaware.protocols.scoring``: each input format, each content-type rule, every MLflow leniency our
 codec does not share (served through MLflow's reading), and every error class.
 """
 

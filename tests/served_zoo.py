@@ -8,8 +8,8 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from mlserver_sigaware.registry import ModelRef, ResolvedModel
-from mlserver_sigaware.served import ServedModel
+from mlserver_sigaware.model.location import ModelRef, ResolvedModel
+from mlserver_sigaware.model.served import ServedModel
 from mlserver_sigaware.settings import SigawareSettings
 from tests import zoo
 

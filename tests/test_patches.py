@@ -49,3 +49,23 @@ def test_v2_validation_errors_are_400_naming_the_field():
     assert orjson.loads(response.body) == {
         "error": "inputs[0].datatype: Input should be 'BOOL'; body[81]: JSON decode error"
     }
+
+
+def test_fixes_apply_only_to_the_mlserver_release_they_were_written_for(monkeypatch, caplog):
+    """On another MLServer release the fixes stand aside (and say so) rather than patch changed code."""
+    import mlserver
+
+    from mlserver_sigaware import _patches
+
+    assert _patches.applies_to_installed_mlserver()
+    monkeypatch.setattr(mlserver, "__version__", "1.8.0")
+    applied = []
+    monkeypatch.setattr(_patches.worker_errors, "apply", lambda: applied.append("worker_errors"))
+    monkeypatch.setattr(_patches.validation_errors, "apply", lambda: applied.append("validation_errors"))
+    with caplog.at_level("WARNING", logger="mlserver.sigaware"):
+        _patches.apply()
+    assert applied == []
+    assert "mlserver 1.8.0 is installed" in caplog.text
+    monkeypatch.setattr(mlserver, "__version__", _patches.FIXED_FOR)
+    _patches.apply()
+    assert applied == ["worker_errors", "validation_errors"]

@@ -1,8 +1,8 @@
 """THE table of what a value of each MLflow type may be, shared by two tests:
 
-* ``tests/test_typed.py`` validates each value with the typed API's generated record model
-  (:mod:`mlserver_sigaware.typed`);
-* ``tests/test_type_cases_codec.py`` sends each value, as a V2 client would (:func:`v2_request`),
+* ``tests/protocols/test_typed.py`` validates each value with the typed API's generated record model
+  (:mod:`mlserver_sigaware.protocols.typed`);
+* ``tests/codec/test_type_cases_codec.py`` sends each value, as a V2 client would (:func:`v2_request`),
   through the V2 codec (:class:`mlserver_sigaware.codec.RequestDecoder`).
 
 Both must say ``accepted``. Where the codec does something else, the row says what (``codec=``) and

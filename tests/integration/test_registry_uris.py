@@ -120,7 +120,8 @@ def test_unknown_registered_model_fails_to_load_with_a_clear_log_line(tmp_path: 
 )
 def test_registry_not_found_in_process(registries, uri, fragment):
     from mlserver_sigaware.errors import RegistryNotFound
-    from mlserver_sigaware.registry import RegistryClient, parse_registry_uri
+    from mlserver_sigaware.model.location import parse_registry_uri
+    from mlserver_sigaware.model.registry import RegistryClient
     from mlserver_sigaware.settings import SigawareSettings
 
     client = RegistryClient(SigawareSettings(tracking_uri=registries.relative_uri), None)

@@ -45,7 +45,7 @@ except ImportError:
 
 pytestmark = pytest.mark.integration
 
-#: Kinds served by both; the other corpus models are compared in process (tests/test_scoring.py).
+#: Kinds served by both; the other corpus models are compared in process (tests/protocols/test_scoring.py).
 PARITY_KINDS = ("wine", "mixed", "tensor", "params", "text", "failing")
 #: zoo_models key of each kind's folder (wine saved with cloudpickle: faster to load, same model).
 _FOLDER = {"wine": "wine_cp"}

@@ -1,6 +1,6 @@
 """The typed API, the OpenAPI documents and the offline Swagger UI on real ``mlserver start`` processes.
 
-Routes (registered by ``routes.install`` through ``typed_routes.typed_handlers``):
+Routes (registered by ``protocols.routes.install`` through ``protocols.typed.routes.typed_handlers``):
 ``POST /v2/models/<name>/predict``, ``GET /v2/models/<name>/openapi.json``, ``GET /v2/models/<name>/swagger``
 and its assets ``GET /v2/models/<name>/swagger/<file>``.
 
@@ -23,7 +23,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate as validate_spec
 
-from mlserver_sigaware.swagger import SWAGGER_ASSETS, swagger_asset
+from mlserver_sigaware.protocols.typed.swagger import SWAGGER_ASSETS, swagger_asset
 
 pytestmark = pytest.mark.integration
 
