@@ -742,9 +742,10 @@ def test_content_type_parameters() -> None:
         b"This predictor only supports the following content types: Types: ['text/csv', "
         b"'application/json', 'application/vnd.apache.parquet']. Got 'text/html'."
     )
-    assert scoring.invoke(served, b"{}", None) == scoring.ScoringResponse(
-        500, b"Internal Server Error", "text/plain; charset=utf-8"
-    )
+    # MLflow fails on a missing Content-Type with a bare 500; a client's mistake is a 4xx here.
+    got = scoring.invoke(served, b"{}", None)
+    assert (got.status, got.content_type) == (415, "text/plain; charset=utf-8")
+    assert got.body.endswith(b"Got 'None'.")
 
 
 def test_fast_path_decodes_inputs_through_the_model_plan(pairs: Pairs) -> None:
