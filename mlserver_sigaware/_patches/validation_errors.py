@@ -18,7 +18,11 @@ def format_validation_error(exc) -> str:
         path = "body" if loc and loc[0].isdigit() else ""
         for p in loc:
             path += f"[{p}]" if p.isdigit() else (f".{p}" if path else p)
-        parts.append(f"{path or 'body'}: {err.get('msg', 'invalid')}")
+        message = err.get("msg", "invalid")
+        detail = (err.get("ctx") or {}).get("error")
+        if err.get("type") == "json_invalid" and detail:
+            message = f"request body is not valid JSON: {detail}"
+        parts.append(f"{path or 'body'}: {message}")
     return "; ".join(parts) or "invalid request body"
 
 
