@@ -37,15 +37,18 @@ def check_request_id(request_id: Optional[str]) -> None:
 
 
 def apply() -> None:
-    from mlserver.cloudevents import CloudEventsMiddleware
+    """Checked where MLServer prepares a request for the model (``DataPlane._prepare_payload``, REST and
+    gRPC alike), before it gives an id-less request a generated UUID and the CloudEvents middleware
+    copies the id into headers: only the client's own id is judged."""
+    from mlserver.handlers.dataplane import DataPlane
 
-    if getattr(CloudEventsMiddleware, "_sigaware_patched", False):
+    if getattr(DataPlane, "_sigaware_request_ids", False):
         return
-    original = CloudEventsMiddleware.request_middleware
+    original = DataPlane._prepare_payload
 
-    def request_middleware(self: Any, request: Any, model_settings: Any) -> Any:
-        check_request_id(request.id)
-        return original(self, request, model_settings)
+    def _prepare_payload(self: Any, payload: Any, model: Any) -> Any:
+        check_request_id(payload.id)
+        return original(self, payload, model)
 
-    CloudEventsMiddleware.request_middleware = request_middleware  # type: ignore[method-assign]
-    CloudEventsMiddleware._sigaware_patched = True  # type: ignore[attr-defined]
+    DataPlane._prepare_payload = _prepare_payload  # type: ignore[method-assign]
+    DataPlane._sigaware_request_ids = True  # type: ignore[attr-defined]
