@@ -146,17 +146,19 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", protected_namespaces=())
 
     max_body_bytes: int = Field(
-        default=64 * MiB,
+        default=32 * MiB,
         ge=1,
         description=(
             "Largest request body accepted on every REST route, in bytes, as sent (compressed or not). "
             "A larger `Content-Length` is answered 413 before the body is read; a chunked body is "
-            "answered 413 as soon as it grows past the limit. gRPC messages are bounded by MLServer's "
-            "own `grpc_max_message_length` (settings.json; gRPC's default is 4 MiB)."
+            "answered 413 as soon as it grows past the limit. A JSON request's peak memory is up to "
+            "~16x its size (docs/limits-and-errors.md), so the default bounds one request near 0.5 GiB. "
+            "gRPC messages are bounded by MLServer's own `grpc_max_message_length` (settings.json; "
+            "gRPC's default is 4 MiB)."
         ),
     )
     max_decompressed_bytes: int = Field(
-        default=64 * MiB,
+        default=32 * MiB,
         ge=1,
         description=(
             "Largest body after `Content-Encoding: gzip` / `deflate` decoding, in bytes: decoding stops "

@@ -287,4 +287,20 @@ def test_server_wide_settings_are_refused_in_parameters_extra() -> None:
 
     with pytest.raises(ValueError, match="max_body_bytes: server-wide setting.*MLSERVER_SIGAWARE_MAX_BODY_BYTES"):
         SigawareSettings.from_extra({"max_body_bytes": 10})
-    assert ServerSettings().max_body_bytes == 64 * 1024 * 1024
+    assert ServerSettings().max_body_bytes == 32 * 1024 * 1024
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=3), st.integers(1, 5000), st.integers(0, 200_000))
+def test_gzip_is_decoded_incrementally_whatever_the_chunking(members, step, spaces) -> None:
+    """Several gzip members, any network chunking, output drained in 1 MiB steps: exactly gzip's answer."""
+    import gzip
+
+    from mlserver_sigaware._patches.request_limits import _Decoder
+
+    members = [m + b" " * spaces for m in members]
+    body = b"".join(gzip.compress(m) for m in members)
+    decoder = _Decoder("gzip", 10**8)
+    out = b"".join(decoder.feed(body[i : i + step]) for i in range(0, len(body), step))
+    decoder.finish()
+    assert out == b"".join(members) == gzip.decompress(body)

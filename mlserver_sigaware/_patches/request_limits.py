@@ -175,9 +175,19 @@ class _Decoder:
 
     def feed(self, data: bytes) -> bytes:
         out: list[bytes] = []
-        while data:
+        pending = data
+        while True:
+            if self._inflater.eof:
+                # gzip allows several members one after the other: decode each (trailing garbage: 400)
+                pending = self._inflater.unused_data + pending
+                if not pending:
+                    break
+                self._inflater = zlib.decompressobj(self._wbits)
+            before = pending
             try:
-                chunk = self._inflater.decompress(data, self.budget + 1 - self.produced)
+                # at most 1 MiB per step (the output held is the budget, not twice it); an empty input
+                # still drains output zlib holds back from the previous step
+                chunk = self._inflater.decompress(pending, min(_INFLATE_STEP, self.budget + 1 - self.produced))
             except zlib.error as exc:
                 raise _Refused(
                     400, f"request body is not valid {self.encoding} data (Content-Encoding: {self.encoding}): {exc}",
@@ -191,15 +201,11 @@ class _Decoder:
                     f"the limit is MLSERVER_SIGAWARE_MAX_DECOMPRESSED_BYTES",
                     "RESOURCE_EXHAUSTED",
                 )
-            out.append(chunk)
-            if self._inflater.unconsumed_tail:
-                data = self._inflater.unconsumed_tail
-            elif self._inflater.eof and self._inflater.unused_data:
-                # gzip allows several members one after the other: decode each
-                data = self._inflater.unused_data
-                self._inflater = zlib.decompressobj(self._wbits)
-            else:
-                data = b""
+            if chunk:
+                out.append(chunk)
+            pending = self._inflater.unconsumed_tail
+            if not chunk and (not pending or pending == before):
+                break
         return b"".join(out)
 
     def finish(self) -> None:
@@ -212,6 +218,7 @@ class _Decoder:
 
 
 _SUPPORTED_ENCODINGS = ("gzip", "x-gzip", "deflate")
+_INFLATE_STEP = 1 << 20
 
 
 def _encodings(scope: Scope) -> list[str]:

@@ -248,7 +248,7 @@ def hostile_requests(draw: Callable[[Any], Any], target: Target) -> tuple[str, s
                                             {"mlflow-model-version": "../1"}]))  # fmt: skip
     headers.update(version_headers)
     if draw(st.booleans()):
-        headers["x-request-id"] = draw(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=300))
+        headers["x-request-id"] = draw(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=300))
     return method, path, body, headers
 
 

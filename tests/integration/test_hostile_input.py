@@ -313,9 +313,9 @@ def test_a_body_over_the_limit_is_413_before_it_is_sent(limits_server: MLServerP
 
 
 def test_default_body_limit_applies_with_a_plain_mlserver_start(main_server: MLServerProcess) -> None:
-    head = f"POST /v2/models/wine/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {64 * 1024 * 1024 + 1}\r\n"
+    head = f"POST /v2/models/wine/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {32 * 1024 * 1024 + 1}\r\n"
     status, body = raw_http(main_server.http_port, head, b"{")
-    assert status == 413 and b"larger than the 67108864 accepted" in body
+    assert status == 413 and b"larger than the 33554432 accepted" in body
 
 
 def test_a_chunked_body_over_the_limit_is_413(limits_server: MLServerProcess) -> None:
