@@ -192,9 +192,10 @@ class ServerSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text",
         description=(
-            "`json` writes every log line of the server (MLServer's, uvicorn's, ours) as one JSON object "
-            "with `time`, `level`, `logger`, `message`, the `model` when known, and the `request_id` "
-            "(the `x-request-id` header, else one generated per request) for lines about a request."
+            "`json` writes the server's log lines (MLServer's, its workers', uvicorn's, ours) as one JSON "
+            "object each, with `time`, `level`, `logger`, `message`, the `model` when known, a "
+            "`traceback` when there is one, and the `request_id` (the `x-request-id` header, else one "
+            "generated per request) for lines about a REST request."
         ),
     )
 

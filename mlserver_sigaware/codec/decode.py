@@ -62,7 +62,7 @@ def null_message(spec: FieldSpec, row: int) -> str:
     return (
         f"input '{spec.name}': null at row {row}, but '{spec.name}' is a required {spec.type_label} "
         f"column; send a value, or mark the column optional in the model's signature "
-        f"(ColSpec(..., required=False)) to accept missing values"
+        f"(required=False) to accept missing values"
     )
 
 #: Up to this many values (rows x columns), :meth:`RequestDecoder._uniform_frame` joins the columns'

@@ -274,7 +274,7 @@ def _refuse_null(value: Any) -> Any:
         raise PydanticCustomError(
             "null_in_required_column",
             "null in a required column: send a value, or mark the column optional in the model's "
-            "signature (ColSpec(..., required=False)) to accept missing values",
+            "signature (required=False) to accept missing values",
         )
     return value
 
