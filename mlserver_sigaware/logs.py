@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import uuid
 from contextvars import ContextVar
 from typing import Any, Optional
 
@@ -22,10 +23,31 @@ import orjson
 
 from .settings import server_settings
 
-__all__ = ["REQUEST_ID", "JsonFormatter", "log_rejected", "rejection_line", "requests_logger"]
+__all__ = ["REQUEST_ID", "JsonFormatter", "RequestId", "current_request_id", "log_rejected", "rejection_line", "requests_logger"]
 
-#: The id of the request whose handling is being logged (REST: ``x-request-id`` or generated).
-REQUEST_ID: ContextVar[Optional[str]] = ContextVar("sigaware_request_id", default=None)
+class RequestId:
+    """A request's id for log lines: the client's ``x-request-id``, else a UUID made on first use (most
+    requests log nothing, and a UUID per request would cost every request)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, given: Optional[str] = None):
+        self._value = given
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = uuid.uuid4().hex
+        return self._value
+
+
+#: The id of the request whose handling is being logged (set by the REST middleware).
+REQUEST_ID: ContextVar[Optional[RequestId]] = ContextVar("sigaware_request_id", default=None)
+
+
+def current_request_id() -> Optional[str]:
+    """The id of the request being handled in this context, if any."""
+    value = REQUEST_ID.get()
+    return None if value is None else str(value)
 
 #: The logger of rejected-request lines (a child of MLServer's, so it shares its handler and format).
 requests_logger = logging.getLogger("mlserver.sigaware.requests")
@@ -62,7 +84,7 @@ def log_rejected(
         "route": route,
         "rejected_model": model,
         "rejected_version": version,
-        "request_id": request_id or REQUEST_ID.get(),
+        "request_id": request_id or current_request_id(),
     }
     requests_logger.log(level, rejection_line(status, route, model, version, reason), extra=extra)
 
@@ -101,7 +123,7 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 doc[key] = value
-        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:
             doc["request_id"] = request_id
         if record.exc_info:

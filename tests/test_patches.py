@@ -266,9 +266,9 @@ def test_refused_grpc_calls_are_one_line_and_worker_tracebacks_of_our_errors_are
 
 
 def test_json_log_lines_are_json_whatever_the_message() -> None:
-    from mlserver_sigaware.logs import REQUEST_ID, JsonFormatter
+    from mlserver_sigaware.logs import REQUEST_ID, JsonFormatter, RequestId
 
-    token = REQUEST_ID.set("r-1")
+    token = REQUEST_ID.set(RequestId("r-1"))
     try:
         try:
             raise ValueError('a "quoted"\nmessage')
