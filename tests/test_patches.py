@@ -304,3 +304,22 @@ def test_gzip_is_decoded_incrementally_whatever_the_chunking(members, step, spac
     out = b"".join(decoder.feed(body[i : i + step]) for i in range(0, len(body), step))
     decoder.finish()
     assert out == b"".join(members) == gzip.decompress(body)
+
+
+def test_rejected_log_level_setting(monkeypatch, caplog) -> None:
+    from mlserver_sigaware import logs
+    from mlserver_sigaware.settings import reset_server_settings
+
+    try:
+        for level, expected in (("warning", [logging.WARNING]), ("off", []), ("info", [logging.INFO])):
+            monkeypatch.setenv("MLSERVER_SIGAWARE_REJECTED_LOG_LEVEL", level)
+            reset_server_settings()
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG, logger="mlserver.sigaware.requests"):
+                logs.log_rejected(400, "POST /x", "m", None, "bad\n  input")
+            assert [r.levelno for r in caplog.records] == expected
+            if expected:
+                assert caplog.records[0].getMessage() == "rejected 400 POST /x model=m version=-: bad input"
+    finally:
+        monkeypatch.delenv("MLSERVER_SIGAWARE_REJECTED_LOG_LEVEL")
+        reset_server_settings()
