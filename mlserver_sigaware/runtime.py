@@ -40,6 +40,9 @@ class SignatureAwareRuntime(MLModel):
     """
 
     manager: Optional[VersionManager] = None
+    #: Our V2 REST ``infer`` route answers this runtime's models (binary tensors, fast JSON):
+    #: ``_patches/v2_infer.py``.
+    sigaware_v2_rest = True
 
     def __init__(self, settings: ModelSettings):
         super().__init__(settings)

@@ -13,6 +13,9 @@ without it:
 * :mod:`.request_limits`: request bodies are bounded (size, decompressed size, JSON depth), bad
   ``Content-Encoding`` is a 4xx, no exception reaches Starlette's traceback page, one log line per
   refused request;
+* :mod:`.v2_infer`: our models' V2 REST ``infer`` routes read Triton's binary tensor extension (what
+  ``tritonclient.http`` sends by default; MLServer answered ``400 JSON decode error``) and parse large
+  JSON bodies into arrays without a Python object per value (:mod:`.binary_tensors`, :mod:`.v2_json`);
 * :mod:`.request_ids`: a V2 request ``id`` no response header can carry is a 400, not a broken response;
 * :mod:`.grpc_raw_contents`: gRPC ``raw_input_contents`` that do not fit their inputs are
   ``INVALID_ARGUMENT``, not ``INTERNAL``;
@@ -33,6 +36,7 @@ from . import (
     quiet_logs,
     request_ids,
     rest_app,
+    v2_infer,
     validation_errors,
     worker_errors,
 )
@@ -47,6 +51,7 @@ FIXES = (
     worker_errors,
     validation_errors,
     rest_app,
+    v2_infer,
     request_ids,
     grpc_raw_contents,
     quiet_logs,

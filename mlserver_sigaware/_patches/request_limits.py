@@ -12,7 +12,8 @@ body that is not gzip (a 500 with a Starlette traceback in the body under ``debu
   output passes :attr:`~..settings.ServerSettings.max_decompressed_bytes`; a body that is not what its
   encoding says: 400; another encoding: 415. Downstream sees the decoded body and no encoding header;
 * a JSON body (``Content-Type`` with ``json``, or none) nested deeper than
-  :attr:`~..settings.ServerSettings.max_json_depth`: 400, before anything parses it (:func:`json_depth`);
+  :attr:`~..settings.ServerSettings.max_json_depth`: 400, before anything parses it (:func:`json_depth`;
+  of a binary tensor body, its JSON header);
 * an exception that escapes the application: 500 ``{"error": "internal error"}``, logged once with its
   traceback, never sent (Starlette's debug page would send it);
 * one log line per refused request (:func:`~..logs.log_rejected`): status, route, model, version and the
@@ -120,7 +121,16 @@ class _Refused(Exception):
 
 
 #: The request headers the middleware reads (ASGI gives header names in lower case).
-_WANTED = frozenset({b"content-length", b"transfer-encoding", b"content-encoding", b"content-type", b"x-request-id"})
+_WANTED = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"content-encoding",
+        b"content-type",
+        b"x-request-id",
+        b"inference-header-content-length",
+    }
+)
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:
@@ -135,6 +145,17 @@ def _headers(scope: Scope) -> dict[bytes, str]:
 
 def _is_json(content_type: Optional[str]) -> bool:
     return content_type is None or "json" in content_type.lower()
+
+
+def _json_part(body: bytes, headers: dict[bytes, str]) -> bytes:
+    """The JSON of a body: all of it, or the header of Triton's binary tensor extension (the bytes after
+    it are raw tensors, whose bytes may look like brackets). A header length that does not fit the body
+    leaves nothing to check here: the V2 route refuses it (400)."""
+    length = headers.get(b"inference-header-content-length")
+    if length is None:
+        return body
+    length = length.strip()
+    return body[: int(length)] if length.isdigit() and int(length) <= len(body) else b""
 
 
 def _is_scoring(path: str) -> bool:
@@ -332,8 +353,8 @@ class RequestLimits:
             decoder.finish()
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         del chunks
-        if _is_json(headers.get(b"content-type")) and body:
-            depth = json_depth(body, settings.max_json_depth)
+        if body and (_is_json(headers.get(b"content-type")) or b"inference-header-content-length" in headers):
+            depth = json_depth(_json_part(body, headers), settings.max_json_depth)
             if depth > settings.max_json_depth:
                 raise _Refused(
                     400,

@@ -30,6 +30,7 @@ def install(app: Any) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.middleware import Middleware
 
+    from . import v2_infer
     from .request_limits import RequestLimits
     from .validation_errors import validation_error_handler
 
@@ -38,6 +39,7 @@ def install(app: Any) -> None:
     # debug page that would print a traceback.
     app.user_middleware.insert(0, Middleware(RequestLimits))
     app.exception_handlers[RequestValidationError] = validation_error_handler
+    v2_infer.install(app)
     app.middleware_stack = None  # rebuilt (with the above) on the next request
     setattr(app, _MARK, True)
 

@@ -28,6 +28,7 @@ from .values import (
     decode_column,
     decode_tensor,
     plain_floats,
+    takes_array,
 )
 
 __all__ = ["RequestDecoder", "first_null", "null_message"]
@@ -176,10 +177,10 @@ class RequestDecoder:
         rows: Optional[int] = None
         first = ""
         for inp, spec in self._match(seen):
-            values = checked_values(inp)
+            composite = spec is not None and spec.is_composite
+            values = checked_values(inp, keep_array=not composite and takes_array(spec))
             shape = inp.shape
             n = shape[0] if shape else 1
-            composite = spec is not None and spec.is_composite
             if len(shape) > 1 and math.prod(shape[1:]) != 1:
                 if composite and datatype_of(inp) != "BYTES":
                     width = math.prod(shape[1:])
@@ -223,6 +224,8 @@ class RequestDecoder:
         width = len(names)
         if len(seen) != width:
             return None
+        if any(isinstance(inp.data.root, np.ndarray) for inp in seen.values()):
+            return self._array_uniform_frame(seen)
         columns: list[list] = []
         rows = -1
         for name in names:
@@ -275,6 +278,39 @@ class RequestDecoder:
         for row, values in zip(block, columns):
             if plain_floats(values, out=row) is None:
                 return None
+        if self._has_refused_nan(block):
+            return None
+        return self.uniform_frame(block)
+
+    def _array_uniform_frame(self, seen: dict[str, RequestInput]) -> Optional[pd.DataFrame]:
+        """The block of a request whose columns are float ndarrays (binary tensors, large JSON bodies:
+        each stands for its ``tolist()``), each copied into its row; anything else: ``None``."""
+        rows = -1
+        arrays = []
+        for name in self.uniform_names:
+            inp = seen.get(name)
+            if inp is None:
+                return None
+            values = inp.data.root
+            shape = inp.shape
+            if (
+                not isinstance(values, np.ndarray)
+                or values.ndim != 1
+                or values.dtype.kind != "f"
+                or not datatype_of(inp).startswith("FP")
+                or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+            ):
+                return None
+            if rows < 0:
+                rows = len(values)
+                if rows == 0:
+                    return None
+            if len(values) != rows or shape[0] != rows:
+                return None
+            arrays.append(values)
+        block = np.empty((len(arrays), rows), dtype=np.float64)
+        for row, values in zip(block, arrays):
+            row[...] = values
         if self._has_refused_nan(block):
             return None
         return self.uniform_frame(block)

@@ -33,6 +33,7 @@ __all__ = [
     "decode_column",
     "decode_tensor",
     "plain_floats",
+    "takes_array",
 ]
 
 _INT_KINDS = "iu"
@@ -75,9 +76,18 @@ def _request_content_type(inp: RequestInput) -> Optional[str]:
     return params.content_type if params is not None else None
 
 
-def checked_values(inp: RequestInput) -> list:
-    """Flattened data, after checking that ``shape`` and the number of values agree."""
-    values = _flatten(inp.data.root)
+def checked_values(inp: RequestInput, keep_array: bool = False) -> Any:
+    """Flattened data, after checking that ``shape`` and the number of values agree.
+
+    ``data`` may be an ndarray (binary tensors, large JSON float arrays: ``_patches/v2_infer.py``), which
+    stands for exactly its ``tolist()``; with ``keep_array`` it is handed back flat, as an ndarray, to a
+    caller that treats it as that list (:func:`_numeric_array`), else as that list.
+    """
+    data = inp.data.root
+    if keep_array and isinstance(data, np.ndarray) and data.dtype.kind in _ARRAY_KINDS:
+        values = data.reshape(-1)
+    else:
+        values = _flatten(data)
     shape = inp.shape
     if any((not isinstance(d, int)) or d < 0 for d in shape):
         raise InvalidInput(f"input '{inp.name}': shape {shape} must be non-negative integers")
@@ -100,8 +110,41 @@ def _text(value: Any, name: str) -> Optional[str]:
     raise InvalidInput(f"input '{name}': expected a string, got {type(value).__name__} {value!r}")
 
 
-def _numeric_array(values: list, datatype: str, target: np.dtype, name: str, label: str):
+#: Kinds of ndarray ``data`` that :func:`_numeric_array` takes as they are (booleans, ints, floats).
+_ARRAY_KINDS = "biuf"
+
+
+def _numeric_from_array(arr: np.ndarray, datatype: str, target: np.dtype, name: str, label: str):
+    """What :func:`_numeric_array` makes of ``arr.tolist()``, without the list: ``None`` where the
+    combination is not one of the plain ones below (the list way answers those).
+
+    A fresh array each time: the request's may be a read-only view of the body, or shared.
+    """
+    kind = arr.dtype.kind
+    if target.kind == "b":
+        if kind == "b" and datatype == "BOOL":
+            return arr.astype(bool)
+        return None
+    if kind == "f" and target.kind == "f" and datatype.startswith("FP"):
+        return arr.astype(target)  # float64 from each float, then the target: the same values
+    if kind in _INT_KINDS and (datatype.startswith("INT") or datatype.startswith("UINT")):
+        if target.kind in _INT_KINDS:
+            info = np.iinfo(target)
+            if arr.size and (int(arr.min()) < info.min or int(arr.max()) > info.max):
+                raise InvalidInput(f"input '{name}': value out of range for {label}")
+            return arr.astype(target)
+        if target.kind == "f":
+            return arr.astype(target)
+    return None
+
+
+def _numeric_array(values: Any, datatype: str, target: np.dtype, name: str, label: str):
     """Numbers of a V2 tensor as ``target``; refuses lossy or nonsensical casts with a 400."""
+    if isinstance(values, np.ndarray):
+        converted = _numeric_from_array(values, datatype, target, name, label)
+        if converted is not None:
+            return converted
+        values = values.tolist()
     try:
         return _numeric_array_unchecked(values, datatype, target, name, label)
     except OverflowError:  # e.g. 2**64 for a long: numpy/pandas refuse it, the client gets a 400
@@ -179,7 +222,11 @@ def _numeric_array_unchecked(values: list, datatype: str, target: np.dtype, name
     if arr.dtype.kind == "b":
         raise InvalidInput(f"input '{name}': expected {label}, got booleans")
     if target.kind in _INT_KINDS and arr.dtype.kind == "f":
-        bad = next(v for v in values if isinstance(v, float))
+        bad = next((v for v in values if isinstance(v, float)), None)
+        if not values:  # no values at all: numpy's empty default is float64
+            return np.empty(0, dtype=target)
+        if bad is None:  # ints only, some below 0 and some past 2**63: numpy made them floats
+            raise InvalidInput(f"input '{name}': value out of range for {label}")
         raise InvalidInput(f"input '{name}': expected {label}, got non-integer value {bad!r}")
     if arr.dtype == target:
         return arr
@@ -284,8 +331,18 @@ def _check_composite(value: Any, t: Any, path: str) -> Any:
     return value
 
 
-def decode_column(inp: RequestInput, spec: Optional[FieldSpec], values: list) -> Any:
-    """One V2 input as a DataFrame column (numpy array, pandas array or list) of the spec's type."""
+def takes_array(spec: Optional[FieldSpec]) -> bool:
+    """Whether :func:`decode_column` takes this column's values as an ndarray (numbers, not composite)."""
+    if spec is None:
+        return True
+    t = spec.mlflow_type
+    return isinstance(t, DataType) and (t in FLOAT_TYPES or t in _INT_TYPES or t is DataType.boolean)
+
+
+def decode_column(inp: RequestInput, spec: Optional[FieldSpec], values: Any) -> Any:
+    """One V2 input as a DataFrame column (numpy array, pandas array or list) of the spec's type.
+
+    ``values`` is a list, or (where :func:`takes_array`) an ndarray standing for its ``tolist()``."""
     name = inp.name
     datatype = datatype_of(inp)
     content_type = _request_content_type(inp)
@@ -296,6 +353,8 @@ def decode_column(inp: RequestInput, spec: Optional[FieldSpec], values: list) ->
     if isinstance(t, DataType) and (t in FLOAT_TYPES or t in _INT_TYPES or t is DataType.boolean):
         target = FLOAT_TYPES.get(t) or _INT_TYPES.get(t) or np.dtype(bool)
         return _numeric_array(values, datatype, target, name, label)
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
     if t is DataType.string:
         if datatype != "BYTES":
             raise InvalidInput(f"input '{name}': expected {label} (BYTES), got {datatype}")
@@ -318,8 +377,10 @@ def decode_column(inp: RequestInput, spec: Optional[FieldSpec], values: list) ->
     return [_check_composite(v, t, f"{name}[{i}]") for i, v in enumerate(parsed)]
 
 
-def _untyped_column(values: list, datatype: str, content_type: Optional[str], name: str) -> Any:
+def _untyped_column(values: Any, datatype: str, content_type: Optional[str], name: str) -> Any:
     """Decode by the request's own datatype/content type (no signature to go by)."""
+    if isinstance(values, np.ndarray) and datatype not in V2_TO_NUMPY:
+        values = values.tolist()
     if datatype == "BYTES":
         if content_type == "base64":
             return _binaries(values, "base64", name)
@@ -336,7 +397,7 @@ def _untyped_column(values: list, datatype: str, content_type: Optional[str], na
 
 def decode_tensor(inp: RequestInput, spec: Optional[FieldSpec]) -> np.ndarray:
     """One V2 input as an ndarray of the request's shape and the spec's dtype (checked against its shape)."""
-    values = checked_values(inp)
+    values = checked_values(inp, keep_array=True)
     datatype = datatype_of(inp)
     name = inp.name
     shape = tuple(inp.shape)
@@ -350,6 +411,8 @@ def decode_tensor(inp: RequestInput, spec: Optional[FieldSpec]) -> np.ndarray:
     if target.kind in "OUS":
         if datatype != "BYTES":
             raise InvalidInput(f"input '{name}': expected {label} (BYTES), got {datatype}")
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
         texts = [_text(v, name) for v in values]
         arr = np.asarray(texts, dtype=object if target.kind == "O" else target)
     else:
