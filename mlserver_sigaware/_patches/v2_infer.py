@@ -106,25 +106,28 @@ class InferRoute:
         self.original = original
         self.data_plane = data_plane
 
-    async def _model(self, name: str, version: Optional[str]) -> Any:
+    async def _model(self, name: str, version: Optional[str], binary: bool) -> Any:
         from mlserver.errors import MLServerError
 
         try:
             model = await self.data_plane._model_registry.get_model(name, version)
         except MLServerError:
+            if binary:  # a 404, as for the same request in JSON (MLServer's route would say "not JSON")
+                raise
             return None  # MLServer's route answers (404)
         return model if getattr(model.settings.implementation, MARKER, False) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.datastructures import Headers
+
         params = scope.get("path_params") or {}
         name, version = params.get("model_name"), params.get("model_version")
-        model = await self._model(name, version) if server_settings().fast_v2_rest else None
+        headers = Headers(scope=scope)
+        binary = binary_tensors.HEADER_LENGTH in headers
+        model = await self._model(name, version, binary) if server_settings().fast_v2_rest else None
         if model is None:
             await self.original(scope, receive, send)
             return
-        from starlette.datastructures import Headers
-
-        headers = Headers(scope=scope)
         body = await _read_body(receive)
         header_length = headers.get(binary_tensors.HEADER_LENGTH)
         if header_length is not None:

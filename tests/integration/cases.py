@@ -354,7 +354,7 @@ VALID_CASES = (
     "failing-ok",
 )
 #: Cases a transport cannot express: a JSON null in a BYTES tensor exists over REST only.
-TRANSPORT_LIMITS = {"mixed-null-optional": ("triton_http", "triton_grpc")}
+TRANSPORT_LIMITS = {"mixed-null-optional": ("triton_http", "triton_http_binary", "triton_grpc")}
 
 
 def build_valid_cases(wine_rows, wine_predictions) -> dict[str, Case]:

@@ -25,7 +25,7 @@ from v2 import RestClient, make_client
 
 pytestmark = pytest.mark.integration
 
-HTTP_CLIENTS = ("requests", "triton_http")
+HTTP_CLIENTS = ("requests", "triton_http", "triton_http_binary")
 
 #: Every model of the main server with a signature, and what is special about it.
 LOCAL_MODELS_WITH_SIGNATURE = ("wine", "mixed", "tensor", "dict_tensors", "params", "text", "composite", "failing")

@@ -1,8 +1,9 @@
 """Three real V2 clients behind one small interface, so a test can run the same request through each.
 
 * ``requests``: plain HTTP/JSON, the body exactly as written here (what ``curl`` users send);
-* ``triton_http``: ``tritonclient.http`` with JSON tensors (``binary_data=False``: MLServer does
-  not implement Triton's binary tensor extension);
+* ``triton_http``: ``tritonclient.http`` with JSON tensors (``binary_data=False``);
+* ``triton_http_binary``: ``tritonclient.http`` with its defaults, Triton's binary tensor extension both
+  ways (MLServer alone refuses it; ``_patches/v2_infer.py``);
 * ``triton_grpc``: ``tritonclient.grpc``.
 
 A request is a list of :class:`Tensor` (flat ``data`` plus ``shape``, strings as ``str``); a reply
@@ -218,6 +219,8 @@ class RestClient(Client):
 
 class TritonHttpClient(Client):
     name = "triton_http"
+    #: Send inputs and ask outputs as binary tensors (tritonclient's default) or as JSON.
+    binary = False
 
     def __init__(self, base_url: str):
         self.client = triton_http.InferenceServerClient(base_url.split("://", 1)[1])
@@ -226,10 +229,10 @@ class TritonHttpClient(Client):
         tensors = []
         for t in inputs:
             inp = triton_http.InferInput(t.name, list(t.shape), t.datatype)
-            inp.set_data_from_numpy(t.as_numpy(), binary_data=False)
+            inp.set_data_from_numpy(t.as_numpy(), binary_data=self.binary)
             tensors.append(inp)
         requested = (
-            [triton_http.InferRequestedOutput(n, binary_data=False) for n in outputs]
+            [triton_http.InferRequestedOutput(n, binary_data=self.binary) for n in outputs]
             if outputs is not None
             else None
         )
@@ -266,6 +269,11 @@ class TritonHttpClient(Client):
 
     def close(self):
         self.client.close()
+
+
+class TritonHttpBinaryClient(TritonHttpClient):
+    name = "triton_http_binary"
+    binary = True
 
 
 class GrpcClient(Client):
@@ -356,7 +364,7 @@ class GrpcClient(Client):
             self._channel.close()
 
 
-CLIENTS = ("requests", "triton_http", "triton_grpc")
+CLIENTS = ("requests", "triton_http", "triton_http_binary", "triton_grpc")
 
 
 def make_client(kind: str, server: Any) -> Client:
@@ -365,6 +373,8 @@ def make_client(kind: str, server: Any) -> Client:
         return RestClient(server.http_url)
     if kind == "triton_http":
         return TritonHttpClient(server.http_url)
+    if kind == "triton_http_binary":
+        return TritonHttpBinaryClient(server.http_url)
     if kind == "triton_grpc":
         return GrpcClient(server.grpc_url)
     raise ValueError(kind)
