@@ -11,7 +11,7 @@ deliberately has no ``from __future__ import annotations``: the servers load the
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import cloudpickle
 import numpy as np
@@ -127,6 +127,71 @@ def v2_body(kind: str, rows: int) -> bytes:
     else:
         inputs = [{"name": "input-0", "datatype": "FP32", "shape": [rows, 4], "data": data.ravel().tolist()}]
     return orjson.dumps({"inputs": inputs})
+
+
+def _tensors(kind: str, rows: int) -> list[tuple[str, str, np.ndarray]]:
+    """``(name, datatype, values)`` of each input, as a tritonclient user would set them."""
+    data = model_input(kind, rows)
+    if kind in ("wine", "trivial"):
+        return [(str(c), "FP64", data[c].to_numpy(dtype=np.float64)) for c in data.columns]
+    if kind == "tensor":
+        return [("input-0", "FP32", data)]
+    raise ValueError(f"no binary/gRPC body for {kind}")
+
+
+def v2_binary_body(kind: str, rows: int) -> tuple[bytes, int]:
+    """What ``tritonclient.http`` sends with its defaults: binary tensors after the JSON header (whose
+    length is the second item, the ``Inference-Header-Content-Length``), every output asked binary."""
+    from tritonclient.http import InferInput
+    from tritonclient.http._utils import _get_inference_request
+
+    inputs = []
+    for name, datatype, values in _tensors(kind, rows):
+        inp = InferInput(name, list(values.shape), datatype)
+        inp.set_data_from_numpy(values)
+        inputs.append(inp)
+    body, json_size = _get_inference_request(
+        inputs=inputs, request_id="", outputs=None, sequence_id=0, sequence_start=False, sequence_end=False,
+        priority=0, timeout=None, custom_parameters=None,
+    )
+    return body, int(json_size)
+
+
+def grpc_request(kind: str, rows: int, model: str) -> bytes:
+    """What ``tritonclient.grpc`` sends to ``model`` with ``set_data_from_numpy`` (each input's bytes in
+    ``raw_input_contents``), serialized. Built with MLServer's copy of the V2 protos: tritonclient's
+    define the same names and both cannot be imported into one process (ours imports MLServer's)."""
+    from mlserver.grpc import dataplane_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    for name, datatype, values in _tensors(kind, rows):
+        tensor = request.inputs.add(name=name, datatype=datatype)
+        tensor.shape.extend(values.shape)
+        request.raw_input_contents.append(np.ascontiguousarray(values).tobytes())
+    return request.SerializeToString()
+
+
+def binary_answer_values(body: bytes, header_length: Optional[int]) -> list:
+    """The first output of a V2 REST answer, binary or JSON, read as ``tritonclient.http`` reads it."""
+    from tritonclient.http import InferResult
+
+    result = InferResult.from_response_body(body, header_length=header_length)
+    first = result.get_response()["outputs"][0]["name"]
+    return result.as_numpy(first).ravel().tolist()
+
+
+def grpc_answer_values(response: Any) -> list:
+    """The first output of a ``ModelInferResponse`` (raw or typed contents)."""
+    output = response.outputs[0]
+    dtypes = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "INT32": np.int32, "BOOL": np.bool_}
+    if response.raw_output_contents:
+        return np.frombuffer(response.raw_output_contents[0], dtype=dtypes[output.datatype]).tolist()
+    contents = output.contents
+    for field in ("fp64_contents", "fp32_contents", "int64_contents", "int_contents", "bool_contents"):
+        values = list(getattr(contents, field))
+        if values:
+            return values
+    return []
 
 
 def invocations_body(kind: str, rows: int) -> bytes:

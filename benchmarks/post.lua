@@ -1,5 +1,6 @@
--- wrk -t1 -c8 -d5s -s post.lua <url> -- <body file> [content type]
--- POSTs the file's bytes on every request and prints one machine-readable summary line.
+-- wrk -t1 -c8 -d5s -s post.lua <url> -- <body file> [content type] ["Name: value" ...]
+-- POSTs the file's bytes on every request (with the extra headers given, e.g. Triton's
+-- Inference-Header-Content-Length) and prints one machine-readable summary line.
 
 function init(args)
    local f = assert(io.open(args[1], "rb"))
@@ -7,6 +8,12 @@ function init(args)
    f:close()
    wrk.method = "POST"
    wrk.headers["Content-Type"] = args[2] or "application/json"
+   for i = 3, #args do
+      local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
+      if name then
+         wrk.headers[name] = value
+      end
+   end
 end
 
 function done(summary, latency, requests)

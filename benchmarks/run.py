@@ -75,11 +75,15 @@ class Case:
     protocol: str  # "v2" | "invocations"
     rows: int
     servers: tuple[str, ...]
+    #: How a V2 request travels: "json" (REST, JSON body), "binary" (REST, tritonclient.http's defaults:
+    #: Triton's binary tensor extension both ways) or "grpc" (tritonclient.grpc's raw_input_contents).
+    transport: str = "json"
 
     @property
     def id(self) -> str:
-        proto = "V2" if self.protocol == "v2" else "/invocations"
-        return f"{self.kind} {proto} {self.rows} row{'s' if self.rows > 1 else ''}"
+        proto = "gRPC" if self.transport == "grpc" else "V2" if self.protocol == "v2" else "/invocations"
+        suffix = " binary" if self.transport == "binary" else ""
+        return f"{self.kind} {proto} {self.rows} row{'s' if self.rows > 1 else ''}{suffix}"
 
 
 def cases_for(quick: bool) -> list[Case]:
@@ -89,10 +93,19 @@ def cases_for(quick: bool) -> list[Case]:
             Case("trivial", "v2", 1, ("floor", "ours")),
             Case("wine", "v2", 1, ("floor", "mlserver-mlflow", "ours")),
             Case("wine", "invocations", 1, ("floor", "mlserver-mlflow", "mlflow-serve", "ours-bare")),
+            Case("wine", "v2", 10000, v2_all),
+            Case("wine", "v2", 10000, ("ours",), "binary"),
+            Case("wine", "v2", 1, v2_all, "grpc"),
+            Case("wine", "v2", 10000, v2_all, "grpc"),
         ]
     out = []
     for rows in (1, 100, 10000):
         out.append(Case("wine", "v2", rows, v2_all))
+    # MLServer alone refuses binary tensors (400): only ours is measured, against its own JSON.
+    for rows in (1, 10000):
+        out.append(Case("wine", "v2", rows, ("ours",), "binary"))
+    for rows in (1, 10000):
+        out.append(Case("wine", "v2", rows, v2_all, "grpc"))
     out.append(Case("wine", "invocations", 1, ("floor", "mlserver-mlflow", "mlflow-serve", "ours", "ours-bare")))
     for rows in (100, 10000):
         out.append(Case("wine", "invocations", rows, ("mlserver-mlflow", "mlflow-serve", "ours-bare")))
@@ -100,10 +113,18 @@ def cases_for(quick: bool) -> list[Case]:
         out.append(Case(kind, "v2", 1, v2_all))
         # MLServer's MLflow runtime mounts /invocations for one model per server (the wine one here).
         out.append(Case(kind, "invocations", 1, ("mlflow-serve", "ours")))
+    out.append(Case("tensor", "v2", 60000, v2_all))
+    out.append(Case("tensor", "v2", 60000, ("ours",), "binary"))
     return out
 
 
+def model_name(case: Case, server: str) -> str:
+    return "floor" if server == "floor" else case.kind
+
+
 def endpoint(case: Case, server: str) -> str:
+    if case.transport == "grpc":
+        return f"gRPC ModelInfer {model_name(case, server)}"
     if case.protocol == "v2":
         name = "floor" if server == "floor" else case.kind
         return f"/v2/models/{name}/infer"
@@ -179,15 +200,24 @@ class LoadGenerator:
             f"({why}; the client shares the cores with the server and caps throughput)"
         )
 
-    def run(self, url: str, body_file: Path, content_type: str, seconds: float) -> dict[str, Any]:
+    def run(self, url: str, body_file: Path, content_type: str, seconds: float,
+            headers: Optional[dict[str, str]] = None) -> dict[str, Any]:
         if self.kind == "wrk":
-            return self._wrk(url, body_file, content_type, seconds)
-        return asyncio.run(self._python(url, body_file.read_bytes(), content_type, seconds))
+            return self._wrk(url, body_file, content_type, seconds, headers or {})
+        return asyncio.run(self._python(url, body_file.read_bytes(), content_type, seconds, headers or {}))
 
-    def _wrk(self, url: str, body_file: Path, content_type: str, seconds: float) -> dict[str, Any]:
+    def run_grpc(self, target: str, request: bytes, seconds: float) -> dict[str, Any]:
+        """The same closed loop over gRPC (``ModelInfer``, the serialized request sent as it is), from a
+        Python ``grpc.aio`` client: wrk does not speak gRPC. The client shares the cores with the server,
+        so compare gRPC numbers with each other (ours / floor), not with wrk's."""
+        return asyncio.run(self._grpc(target, request, seconds))
+
+    def _wrk(self, url: str, body_file: Path, content_type: str, seconds: float,
+             headers: dict[str, str]) -> dict[str, Any]:
         command = [
             self.wrk, "-t1", f"-c{self.connections}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
             "-s", str(HERE / "post.lua"), url, "--", str(body_file), content_type,
+            *(f"{k}: {v}" for k, v in headers.items()),
         ]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
         for line in proc.stdout.splitlines():
@@ -204,7 +234,8 @@ class LoadGenerator:
                 }
         raise RuntimeError(f"wrk printed no summary: {proc.stdout[-500:]} {proc.stderr[-500:]}")
 
-    async def _python(self, url: str, body: bytes, content_type: str, seconds: float) -> dict[str, Any]:
+    async def _python(self, url: str, body: bytes, content_type: str, seconds: float,
+                      headers: dict[str, str]) -> dict[str, Any]:
         import aiohttp
 
         latencies: list[float] = []
@@ -219,7 +250,7 @@ class LoadGenerator:
                 while time.perf_counter() < deadline:
                     t0 = time.perf_counter()
                     try:
-                        async with session.post(url, data=body, headers={"Content-Type": content_type}) as r:
+                        async with session.post(url, data=body, headers={"Content-Type": content_type, **headers}) as r:
                             await r.read()
                             ok = 200 <= r.status < 400
                     except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -230,20 +261,73 @@ class LoadGenerator:
             t_start = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(self.connections)))
             elapsed = time.perf_counter() - t_start
-        latencies.sort()
+        return _summary(latencies, errors, elapsed)
 
-        def pct(q: float) -> Optional[float]:
-            if not latencies:
-                return None
-            return latencies[min(len(latencies) - 1, int(math.ceil(q * len(latencies))) - 1)] * 1e3
+    async def _grpc(self, target: str, request: bytes, seconds: float) -> dict[str, Any]:
+        import grpc
 
-        return {
-            "requests": len(latencies),
-            "errors": errors,
-            "rps": len(latencies) / elapsed if elapsed else 0.0,
-            "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99),
-        }
+        latencies: list[float] = []
+        errors = 0
+        deadline = time.perf_counter() + seconds
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+
+            async def client() -> None:
+                nonlocal errors
+                while time.perf_counter() < deadline:
+                    t0 = time.perf_counter()
+                    try:
+                        await call(request, timeout=60)
+                    except grpc.RpcError:
+                        errors += 1
+                    latencies.append(time.perf_counter() - t0)
+
+            t_start = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(self.connections)))
+            elapsed = time.perf_counter() - t_start
+        return _summary(sorted(latencies), errors, elapsed)
+
+
+def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any]:
+    latencies.sort()
+
+    def pct(q: float) -> Optional[float]:
+        if not latencies:
+            return None
+        return latencies[min(len(latencies) - 1, int(math.ceil(q * len(latencies))) - 1)] * 1e3
+
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed if elapsed else 0.0,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
+
+
+def _post_full(url: str, body: bytes, headers: dict[str, str], timeout: float = 60) -> tuple[int, bytes, dict]:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), response.read(), {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read(), {}
+
+
+def _grpc_call(target: str, request: bytes) -> tuple[int, Any]:
+    """One ``ModelInfer``: (0, response) or (the gRPC status code's value, its details)."""
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as service_pb2
+
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                   response_deserializer=service_pb2.ModelInferResponse.FromString)
+        try:
+            return 0, call(request, timeout=120)
+        except grpc.RpcError as error:
+            return error.code().value[0], f"{error.code().name}: {error.details()}"
 
 
 def _post(url: str, body: bytes, content_type: str = JSON, timeout: float = 60) -> tuple[int, bytes]:
@@ -396,7 +480,9 @@ class Run:
     out: Path
     models: dict[str, Path]
     load: LoadGenerator
-    bodies: dict[tuple[str, str, int], Path] = field(default_factory=dict)
+    bodies: dict[tuple, Path] = field(default_factory=dict)
+    #: Inference-Header-Content-Length of each binary body.
+    header_lengths: dict[Path, int] = field(default_factory=dict)
     expected: dict[tuple[str, int], list] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
     sequential_10k: dict[str, float] = field(default_factory=dict)
@@ -405,15 +491,48 @@ class Run:
     def log(self, message: str) -> None:
         print(message, flush=True)
 
-    def body(self, case: Case) -> Path:
-        key = (case.kind, case.protocol, case.rows)
+    def body(self, case: Case, server: str = "") -> Path:
+        """The request body file of ``case`` (for gRPC, the serialized request to ``server``'s model)."""
+        model = model_name(case, server) if case.transport == "grpc" else ""
+        key = (case.kind, case.protocol, case.rows, case.transport, model)
         if key not in self.bodies:
-            maker = bench_models.v2_body if case.protocol == "v2" else bench_models.invocations_body
-            path = self.out / "work" / "bodies" / f"{case.kind}-{case.protocol}-{case.rows}.json"
+            path = self.out / "work" / "bodies" / f"{case.kind}-{case.protocol}-{case.rows}-{case.transport}{model}.bin"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(maker(case.kind, case.rows))
+            if case.transport == "grpc":
+                path.write_bytes(bench_models.grpc_request(case.kind, case.rows, model))
+            elif case.transport == "binary":
+                body, length = bench_models.v2_binary_body(case.kind, case.rows)
+                path.write_bytes(body)
+                self.header_lengths[path] = length
+            else:
+                maker = bench_models.v2_body if case.protocol == "v2" else bench_models.invocations_body
+                path.write_bytes(maker(case.kind, case.rows))
             self.bodies[key] = path
         return self.bodies[key]
+
+    def first_answer(self, case: Case, server: str, url: str, grpc_url: Optional[str],
+                     body_file: Path) -> tuple[int, str, Optional[list]]:
+        """One request: (status, error text, the answer's values) -- status 0 for a gRPC OK."""
+        if case.transport == "grpc":
+            if not grpc_url:
+                return 404, "no gRPC server", None
+            code, answer = _grpc_call(grpc_url, body_file.read_bytes())
+            if code:
+                return 500, str(answer)[:160], None
+            return 200, "", bench_models.grpc_answer_values(answer)
+        headers = {"Content-Type": JSON}
+        if case.transport == "binary":
+            headers["Inference-Header-Content-Length"] = str(self.header_lengths[body_file])
+        status, answer, reply_headers = _post_full(url, body_file.read_bytes(), headers)
+        if status != 200:
+            return status, answer[:160].decode(errors="replace"), None
+        try:
+            if case.transport == "binary":
+                length = reply_headers.get("inference-header-content-length")
+                return status, "", bench_models.binary_answer_values(answer, int(length) if length else None)
+            return status, "", bench_models.answer_values(case.protocol, json.loads(answer))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return status, "", [f"unreadable answer: {exc}"]
 
     def expected_values(self, kind: str, rows: int) -> list:
         key = (kind, rows)
@@ -430,28 +549,25 @@ class Run:
         return self.expected[key]
 
     def measure(self, case: Case, server: str, workers: Optional[int], base_url: str,
-                pid: Optional[int] = None, log_text: Optional[Any] = None) -> Result:
+                pid: Optional[int] = None, log_text: Optional[Any] = None, grpc_url: Optional[str] = None) -> Result:
         path = endpoint(case, server)
-        result = Result(case.id, case.kind, case.protocol, case.rows, server, workers, path, client=self.load.kind)
-        body_file = self.body(case)
-        status, answer = _post(base_url + path, body_file.read_bytes())
+        client = "grpc.aio" if case.transport == "grpc" else self.load.kind
+        result = Result(case.id, case.kind, case.protocol, case.rows, server, workers, path, client=client)
+        body_file = self.body(case, server)
+        status, error_text, got = self.first_answer(case, server, base_url + path, grpc_url, body_file)
         if status == 404:
             result.status, result.note = "skipped", f"POST {path} answered 404: route not there (yet)"
             self.log(f"    {server:16s} SKIPPED: {result.note}")
             return result
         if status != 200:
             result.status = "error"
-            result.note = f"HTTP {status}: {answer[:160].decode(errors='replace')}"
+            result.note = f"HTTP {status}: {error_text}"
             cause = _last_exception(log_text() if log_text else "")
             if status >= 500 and cause:
                 result.note += f" (server log: {cause})"
             self.log(f"    {server:16s} ERROR {result.note}")
             return result
         if server != "floor":
-            try:
-                got = bench_models.answer_values(case.protocol, json.loads(answer))
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                got = [f"unreadable answer: {exc}"]
             want = self.expected_values(case.kind, case.rows)
             if not _same_values(got, want):
                 result.status = "wrong-answer"
@@ -459,9 +575,17 @@ class Run:
                 self.log(f"    {server:16s} WRONG ANSWER: {result.note}")
                 return result
         url = base_url + path
-        self.load.run(url, body_file, JSON, self.args.warmup)
+        headers = ({"Inference-Header-Content-Length": str(self.header_lengths[body_file])}
+                   if case.transport == "binary" else {})
+
+        def load(seconds: float) -> dict[str, Any]:
+            if case.transport == "grpc":
+                return self.load.run_grpc(grpc_url, body_file.read_bytes(), seconds)
+            return self.load.run(url, body_file, JSON, seconds, headers)
+
+        load(self.args.warmup)
         cpu_before = group_cpu_seconds(pid)
-        stats = self.load.run(url, body_file, JSON, self.args.duration)
+        stats = load(self.args.duration)
         cpu_after = group_cpu_seconds(pid)
         result.rps, result.p50_ms, result.p99_ms = stats["rps"], stats["p50_ms"], stats["p99_ms"]
         result.requests, result.errors = stats["requests"], stats["errors"]
@@ -479,10 +603,11 @@ class Run:
             f"({result.requests} requests{', ' + result.note if result.note else ''})"
         )
         if self.args.py_spy and pid and server in ("ours", "ours-bare", "floor") and case.id in self.args.py_spy_cases:
-            self.py_spy(case, server, workers, url, body_file, pid)
+            self.py_spy(case, server, workers, url, body_file, pid, lambda seconds: load(seconds))
         return result
 
-    def py_spy(self, case: Case, server: str, workers: Optional[int], url: str, body_file: Path, pid: int) -> None:
+    def py_spy(self, case: Case, server: str, workers: Optional[int], url: str, body_file: Path, pid: int,
+               load: Any = None) -> None:
         """One more load run (not counted) with py-spy sampling the server and its workers.
 
         The floor is profiled too: side by side, the two profiles show what our runtime adds per request.
@@ -500,7 +625,10 @@ class Run:
                                 "--format", "raw", "--rate", "200", "--duration", str(seconds), "-o", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)
-        self.load.run(url, body_file, JSON, seconds)
+        if load is not None:
+            load(seconds)
+        else:
+            self.load.run(url, body_file, JSON, seconds)
         try:
             _, err = spy.communicate(timeout=60)
         except subprocess.TimeoutExpired:
@@ -556,7 +684,7 @@ class Run:
             for case, role in cases:
                 self.log(f"  {case.id}  (parallel_workers={workers})")
                 self.results.append(self.measure(case, role, workers, server.http_url, server.pid,
-                                                 server.log_text))
+                                                 server.log_text, server.grpc_url))
             if workers == 1 and (flavour == "floor" or (flavour == "ours" and "wine" in kinds)):
                 self.measure_sequential_10k(flavour, server.http_url)
         finally:
@@ -608,6 +736,7 @@ class Live:
     url: str
     pid: Optional[int]
     log_text: Any
+    grpc_url: Optional[str] = None
 
 
 def execute_interleaved(run: Run, cases: list[Case], slices: int) -> list[list[Result]]:
@@ -631,7 +760,7 @@ def execute_interleaved(run: Run, cases: list[Case], slices: int) -> list[list[R
                     run.log(f"  FAILED to start: {str(exc)[:500]}")
                     return None
                 stack.callback(server.stop)
-                return Live(server.http_url, server.pid, server.log_text)
+                return Live(server.http_url, server.pid, server.log_text, server.grpc_url)
 
             def needed(role: str, kind_filter: Any = lambda k: True) -> list[str]:
                 return sorted({c.kind for c in cases if role in c.servers and kind_filter(c.kind)})
@@ -678,7 +807,7 @@ def execute_interleaved(run: Run, cases: list[Case], slices: int) -> list[list[R
                                 endpoint(case, role), status="error", note="server did not start"))
                             continue
                         per_slice[number].append(run.measure(case, role, role_workers, target.url, target.pid,
-                                                             target.log_text))
+                                                             target.log_text, target.grpc_url))
             if workers == 1:
                 for flavour, key in (("floor", ("floor", "*")), ("ours", ("ours", "*"))):
                     target = live.get(key)
@@ -782,12 +911,55 @@ def targets(results: list[Result], analysis: dict[str, Any]) -> list[Target]:
         detail += "]"
         out.append(Target(name, value, threshold, True, detail))
 
+    def pair_target(name: str, mine: Optional[Result], other: Optional[Result], threshold: float,
+                    labels: tuple[str, str]) -> None:
+        value = _ratio(mine.rps if mine else None, other.rps if other else None)
+        detail = f"[{labels[0]} {_fmt(mine.rps if mine else None)} vs {labels[1]} {_fmt(other.rps if other else None)} req/s"
+        cpu = _ratio(other.cpu_ms_per_req if other else None, mine.cpu_ms_per_req if mine else None)
+        if cpu is not None:
+            detail += f"; by server CPU per request: {cpu:.2f}"
+        out.append(Target(name, value, threshold, True, detail + "]"))
+
+    # Issue #6 (round 1), still in force; the single-process trivial floor is raised by issue #16.
     ratio_target("trivial V2 1 row, ours / floor, parallel_workers=1", "trivial V2 1 row", "floor", 1, 0.85)
-    ratio_target("trivial V2 1 row, ours / floor, parallel_workers=0", "trivial V2 1 row", "floor", 0, 0.75)
+    ratio_target("trivial V2 1 row, ours / floor, parallel_workers=0", "trivial V2 1 row", "floor", 0, 0.9)
     ratio_target("wine V2 1 row, ours / MLServer MLflowRuntime, parallel_workers=1", "wine V2 1 row", "mlserver-mlflow", 1, 3)
     ratio_target("wine V2 1 row, ours / MLServer MLflowRuntime, parallel_workers=0", "wine V2 1 row", "mlserver-mlflow", 0, 2.5)
     ratio_target("wine /invocations 1 row, ours / mlflow models serve, parallel_workers=1", "wine /invocations 1 row", "mlflow-serve", 1, 4)
     ratio_target("wine /invocations 1 row, ours / mlflow models serve, parallel_workers=0", "wine /invocations 1 row", "mlflow-serve", 0, 3)
+    # Issue #16 (round 2).
+    ratio_target("wine V2 1 row, ours / floor, parallel_workers=0", "wine V2 1 row", "floor", 0, 0.5)
+    for workers in (1, 0):
+        ratio_target(f"wine V2 10,000 rows (JSON), ours / floor, parallel_workers={workers}", "wine V2 10000 rows",
+                     "floor", workers, 1.3)
+    for workers in (1, 0):
+        pair_target(f"wine V2 10,000 rows, binary tensors / our JSON, parallel_workers={workers}",
+                    lookup(results, "wine V2 10000 rows binary", "ours", workers),
+                    lookup(results, "wine V2 10000 rows", "ours", workers), 3, ("ours binary", "ours JSON"))
+    for rows in (1, 10000):
+        rest_id, grpc_id = f"wine V2 {rows} row{'s' if rows > 1 else ''}", f"wine gRPC {rows} row{'s' if rows > 1 else ''}"
+        for workers in (1, 0):
+            for ref in ("floor", "mlserver-mlflow"):
+                def rps(case_id: str, server: str) -> Optional[float]:
+                    found = lookup(results, case_id, server, workers)
+                    return found.rps if found else None
+
+                grpc_ratio = _ratio(rps(grpc_id, "ours"), rps(grpc_id, ref))
+                rest_ratio = _ratio(rps(rest_id, "ours"), rps(rest_id, ref))
+                value = _ratio(grpc_ratio, rest_ratio)
+                detail = (f"[gRPC ours / {SERVER_LABELS[ref]} {_fmt(grpc_ratio, 2)} "
+                          f"({_fmt(rps(grpc_id, 'ours'))} vs {_fmt(rps(grpc_id, ref))} req/s), REST "
+                          f"{_fmt(rest_ratio, 2)}]")
+                out.append(Target(f"wine gRPC {rows} row{'s' if rows > 1 else ''}, (ours / {SERVER_LABELS[ref]}) "
+                                  f"over gRPC / over REST, parallel_workers={workers}", value, 1.0, True, detail))
+    binary = [r for r in results if r.case.endswith(" binary") and r.server == "ours"]
+    if binary:
+        ok = [r for r in binary if r.status == "ok"]
+        out.append(Target("tritonclient.http defaults (binary tensors both ways): cases answered, equal to the model's "
+                          "predict", len(ok) / len(binary), 1.0, True,
+                          f"[{len(ok)} of {len(binary)}: {sorted({r.case for r in ok})}"
+                          + (f"; failed: {[(r.case, r.note[:80]) for r in binary if r.status != 'ok']}" if len(ok) < len(binary) else "")
+                          + "]"))
     share = analysis.get("share")
     if share:
         out.append(Target("wine V2 10,000 rows, (decode + encode) / total request time", share["value"], 0.20, False,
@@ -854,7 +1026,7 @@ def markdown(run: Run, cases: list[Case], analysis: dict[str, Any], target_list:
             label = case.id + (" (bare)" if mine.server == "ours-bare" else "")
             lines.append(f"| {label} | {workers} | {_fmt(mine.rps)} | {' | '.join(cells)} |")
     lines.append("")
-    lines.append("## Targets (issue #6)")
+    lines.append("## Targets (issues #6 and #16)")
     lines.append("")
     lines.append("```")
     lines.extend(t.line() for t in target_list)

@@ -251,12 +251,28 @@ def render_response(document: dict, asked: dict[str, bool]) -> tuple[bytes, Opti
         params = output.get("parameters")
         output["parameters"] = dict(params or {}, binary_data_size=len(section))
         sections.append(section)
-    from mlserver.codecs.json import encode_to_json_bytes
-
-    header = encode_to_json_bytes(document)
+    header = encode_json(document)
     if not sections:
         return header, None
     return b"".join([header, *sections]), len(header)
+
+
+def _numbers_as_written(document: dict) -> None:
+    """ndarray outputs as what their lists would be written as: float32/float16 as float64 (orjson
+    writes narrower floats in their own shortest form; the list holds Python floats, i.e. doubles)."""
+    for output in document.get("outputs") or ():
+        data = output.get("data")
+        if isinstance(data, np.ndarray) and data.dtype.kind == "f" and data.dtype.itemsize < 8:
+            output["data"] = data.astype(np.float64)
+
+
+def encode_json(document: dict) -> bytes:
+    """MLServer's JSON encoding (``encode_to_json_bytes``: orjson, ``bytes`` as text) of ``document``,
+    whose outputs' ``data`` may be ndarrays: written as their ``tolist()`` would be, byte for byte."""
+    from mlserver.codecs.json import _encode_object_to_bytes
+
+    _numbers_as_written(document)
+    return orjson.dumps(document, default=_encode_object_to_bytes, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def response_document(response: InferenceResponse) -> dict:

@@ -33,10 +33,14 @@ from ..settings import server_settings
 from . import binary_tensors
 from .v2_json import parse_v2_json
 
-__all__ = ["MARKER", "apply", "install"]
+__all__ = ["ARRAYS_MARK", "MARKER", "apply", "install"]
 
 #: Class attribute of a runtime whose models take this route (``SignatureAwareRuntime``).
 MARKER = "sigaware_v2_rest"
+#: Key of ``parameters.headers`` by which this route tells the runtime that it writes ndarray outputs
+#: itself. Its value is ``True``, which no HTTP header or gRPC metadata can carry (theirs are text), so
+#: a client cannot set it through MLServer's own routes.
+ARRAYS_MARK = "x-sigaware-array-outputs"
 _INSTALLED = "_sigaware_v2_infer"
 _INFER_PATHS = (
     "/v2/models/{model_name}/infer",
@@ -115,7 +119,10 @@ class InferRoute:
             if binary:  # a 404, as for the same request in JSON (MLServer's route would say "not JSON")
                 raise
             return None  # MLServer's route answers (404)
-        return model if getattr(model.settings.implementation, MARKER, False) else None
+        # The runtime instance (inside MLServer's ParallelModel with inference workers); not
+        # ``settings.implementation``, which imports the class again on every access.
+        runtime = getattr(model, "_model", model)
+        return model if getattr(type(runtime), MARKER, False) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from starlette.datastructures import Headers
@@ -148,24 +155,26 @@ class InferRoute:
         self, scope: Scope, receive: Receive, send: Send, request: Any, model: Any, headers: dict,
         name: str, version: Optional[str],
     ) -> None:
-        from mlserver.codecs.json import encode_to_json_bytes
         from mlserver.utils import extract_headers, insert_headers
         from starlette.responses import Response
 
         data_plane = self.data_plane
-        if hasattr(model, "__adaptive_batching__") or (
+        lists_only = hasattr(model, "__adaptive_batching__") or (
             data_plane._response_cache is not None and model.settings.cache_enabled is not False
-        ):
+        )
+        if lists_only:
             _as_lists(request)
         asked = binary_tensors.wants_binary(request)
         insert_headers(request, headers)
+        if not lists_only:
+            request.parameters.headers[ARRAYS_MARK] = True
         response = await data_plane.infer(request, name, version)
         response_headers = extract_headers(response) or {}
         document = binary_tensors.response_document(response)
         if asked["*"] or len(asked) > 1:
             content, json_length = binary_tensors.render_response(document, asked)
         else:
-            content, json_length = encode_to_json_bytes(document), None
+            content, json_length = binary_tensors.encode_json(document), None
         if json_length is None:
             reply = Response(content, media_type="application/json", headers=response_headers)
         else:

@@ -59,8 +59,8 @@ def _doubles(parser: Any, span: bytes) -> Optional[np.ndarray]:
     values = np.frombuffer(buffer, dtype=np.float64)
     if not values.size:
         return None
-    integral = values == np.trunc(values)
-    if integral.any():
+    # A number has at most one ".": as many as there are values, and every one is a float literal.
+    if span.count(b".") != values.size and (values == np.trunc(values)).any():
         left = span.translate(None, _INT_TOKEN_CHARS)
         if left == b"[]" or b",," in left or left.startswith(b"[,") or left.endswith(b",]"):
             return None  # an integer literal: orjson keeps it an int, the list way

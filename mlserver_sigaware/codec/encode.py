@@ -25,7 +25,11 @@ class ResponseEncoder:
     def __init__(self, outputs: SchemaPlan):
         self.plan = outputs
 
-    def encode(self, prediction: Any, requested: Optional[Iterable[str]] = None) -> list[ResponseOutput]:
+    def encode(
+        self, prediction: Any, requested: Optional[Iterable[str]] = None, arrays: bool = False
+    ) -> list[ResponseOutput]:
+        """``arrays``: numeric outputs' ``data`` as flat ndarrays instead of lists, for a transport that
+        writes them itself (our V2 REST route: ``_patches/v2_infer.py``); each stands for its ``tolist()``."""
         named = self._split(prediction)
         if requested is not None:
             wanted = list(requested)
@@ -36,7 +40,7 @@ class ResponseEncoder:
                     f"available outputs: {list(named)}"
                 )
             named = {n: named[n] for n in wanted}
-        return [self._encode_one(name, values) for name, values in named.items()]
+        return [self._encode_one(name, values, arrays) for name, values in named.items()]
 
     # -- splitting into named outputs ------------------------------------------------------------
 
@@ -90,10 +94,10 @@ class ResponseEncoder:
 
     # -- one output ------------------------------------------------------------------------------
 
-    def _encode_one(self, name: str, values: Any) -> ResponseOutput:
+    def _encode_one(self, name: str, values: Any, arrays: bool = False) -> ResponseOutput:
         spec = self.plan.by_name.get(name)
         try:
-            datatype, content_type, shape, data = _encode_values(values, spec)
+            datatype, content_type, shape, data = _encode_values(values, spec, arrays)
         except (ValueError, TypeError, OverflowError) as exc:
             expected = f" as {spec.type_label}" if spec is not None else ""
             raise OutputEncodingError(f"output '{name}' cannot be encoded{expected}: {exc}") from None
@@ -203,7 +207,13 @@ def _check_fits(arr: np.ndarray, target: np.dtype, spec: FieldSpec) -> None:
         )
 
 
-def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, list[int], list]:
+def _numbers(arr: np.ndarray, arrays: bool) -> Any:
+    """Flat numeric data: the list, or (``arrays``) the flat array standing for it."""
+    flat = arr.ravel()
+    return np.ascontiguousarray(flat) if arrays else flat.tolist()
+
+
+def _encode_values(values: Any, spec: Optional[FieldSpec], arrays: bool = False) -> tuple[str, str, list[int], Any]:
     """(datatype, content_type, shape, flat data) for one output."""
     arr = _as_array(values)
     t = spec.mlflow_type if spec is not None else None
@@ -214,14 +224,14 @@ def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, li
             return "BYTES", "datetime", [n], [_iso(v) for v in arr]
         if dtype.kind in "iub" and not isinstance(dtype, pd.StringDtype):
             if not arr.isna().any():
-                return _encode_values(arr.to_numpy(dtype=dtype.numpy_dtype), spec)
+                return _encode_values(arr.to_numpy(dtype=dtype.numpy_dtype), spec, arrays)
             if spec is not None and spec.datatype in V2_TO_NUMPY:
                 present = arr[~arr.isna()].to_numpy(dtype=dtype.numpy_dtype)
                 _check_fits(present, V2_TO_NUMPY[spec.datatype], spec)
             target = spec.datatype if spec is not None else numpy_to_v2(dtype.numpy_dtype)
             return target, "np", [n], _null_list(arr, dtype.kind if spec is None else V2_TO_NUMPY[target].kind)
         if dtype.kind == "f":
-            return _encode_values(arr.to_numpy(dtype=dtype.numpy_dtype, na_value=np.nan), spec)
+            return _encode_values(arr.to_numpy(dtype=dtype.numpy_dtype, na_value=np.nan), spec, arrays)
         # pandas' string dtype (default for text in pandas 3), categoricals, ...
         arr = arr.to_numpy(dtype=object, na_value=None)
     # Column outputs are 1-D: a (n, 1) prediction for a column spec is flattened.
@@ -247,10 +257,10 @@ def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, li
                 f"output '{spec.name}': model returned {arr.dtype} values, signature says {spec.type_label}"
             )
         _check_fits(arr, target, spec)
-        return spec.datatype, "np", shape, arr.astype(target, copy=False).ravel().tolist()
+        return spec.datatype, "np", shape, _numbers(arr.astype(target, copy=False), arrays)
     # No signature for this output: go by what the model returned.
     if kind in "biuf":
-        return numpy_to_v2(arr.dtype), "np", shape, arr.ravel().tolist()
+        return numpy_to_v2(arr.dtype), "np", shape, _numbers(arr, arrays)
     if kind == "M":
         return "BYTES", "datetime", shape, [_iso(v) for v in arr.ravel()]
     if kind in "US":

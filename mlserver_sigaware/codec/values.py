@@ -184,6 +184,9 @@ def _numeric_array_unchecked(values: list, datatype: str, target: np.dtype, name
         if datatype != "BOOL":
             raise InvalidInput(f"input '{name}': expected {label} (BOOL), got {datatype}")
         if any(v is None for v in values):
+            bad = next((v for v in values if v is not None and not isinstance(v, (bool, np.bool_))), None)
+            if bad is not None:  # pandas' boolean array would raise a bare TypeError
+                raise InvalidInput(f"input '{name}': expected {label}, got {bad!r}")
             return pd.array(values, dtype="boolean")
         if not all(isinstance(v, (bool, np.bool_)) or v in (0, 1) for v in values):
             bad = next(v for v in values if not (isinstance(v, (bool, np.bool_)) or v in (0, 1)))
@@ -214,7 +217,13 @@ def _numeric_array_unchecked(values: list, datatype: str, target: np.dtype, name
             # JSON nulls: NaN for floats, pandas' nullable integers for ints.
             if target.kind == "f":
                 return np.array(values, dtype=target)
-            return pd.array(values, dtype=_NULLABLE_INT.get(target, "Int64"))
+            bad = next((v for v in values if isinstance(v, float) and not v.is_integer()), None)
+            if bad is not None:  # pandas' nullable ints would raise a bare TypeError
+                raise InvalidInput(f"input '{name}': expected {label}, got non-integer value {bad!r}")
+            try:
+                return pd.array(values, dtype=_NULLABLE_INT.get(target, "Int64"))
+            except (TypeError, ValueError):
+                raise InvalidInput(f"input '{name}': value out of range for {label}") from None
         bad = next(
             (v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool)), None
         )
