@@ -182,14 +182,15 @@ class ServerSettings(BaseSettings):
             "cannot carry (outside printable ASCII), is answered 400 naming `id`."
         ),
     )
-    fast_v2_rest: bool = Field(
+    fast_v2: bool = Field(
         default=True,
         description=(
-            "This runtime's models read their V2 REST `infer` bodies themselves: Triton's binary tensor "
-            "extension (what `tritonclient.http` sends by default: `Inference-Header-Content-Length`, raw "
-            "little-endian tensors after the JSON; binary outputs when asked), and large JSON bodies parsed "
-            "straight into arrays, without a Python object per value (docs/performance.md). `false` leaves "
-            "every request to MLServer's own route, which refuses binary bodies."
+            "This runtime's models read V2 requests without a Python object per value: on REST, "
+            "Triton's binary tensor extension (what `tritonclient.http` sends by default: "
+            "`Inference-Header-Content-Length`, raw little-endian tensors after the JSON; binary outputs "
+            "when asked) and large JSON bodies parsed straight into arrays; on gRPC, `raw_input_contents` "
+            "(what `tritonclient.grpc` sends) as arrays (docs/performance.md). `false` leaves every request "
+            "to MLServer's own parsing, which refuses binary REST bodies."
         ),
     )
     rejected_log_level: Literal["info", "warning", "off"] = Field(

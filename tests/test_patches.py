@@ -78,7 +78,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 
 import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from mlserver_sigaware._patches import grpc_raw_contents, quiet_logs, request_ids  # noqa: E402
@@ -291,6 +291,7 @@ def test_server_wide_settings_are_refused_in_parameters_extra() -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@example(members=[b"", b"\x00"], step=5000, spaces=0)  # an empty member, then another, in one chunk
 @given(st.lists(st.binary(max_size=3000), min_size=1, max_size=3), st.integers(1, 5000), st.integers(0, 200_000))
 def test_gzip_is_decoded_incrementally_whatever_the_chunking(members, step, spaces) -> None:
     """Several gzip members, any network chunking, output drained in 1 MiB steps: exactly gzip's answer."""
@@ -323,3 +324,28 @@ def test_rejected_log_level_setting(monkeypatch, caplog) -> None:
     finally:
         monkeypatch.delenv("MLSERVER_SIGAWARE_REJECTED_LOG_LEVEL")
         reset_server_settings()
+
+
+def test_grpc_raw_contents_become_arrays_for_our_models_only() -> None:
+    """Under the flag our ``_InsertHeaders`` sets for this runtime's models, raw tensors are ndarrays (the
+    list MLServer makes, without the Python numbers); BYTES stay lists; otherwise MLServer's lists."""
+    import numpy as np
+    from mlserver.grpc import converters
+    from mlserver.grpc import dataplane_pb2 as pb
+
+    from mlserver_sigaware._patches import grpc_raw_arrays
+
+    request = pb.ModelInferRequest(model_name="m")
+    values = np.array([[1.5, -2.0], [3.25, 4.0]])
+    request.inputs.add(name="x", datatype="FP64", shape=[2, 2])
+    request.inputs.add(name="s", datatype="BYTES", shape=[1])
+    request.raw_input_contents.extend([values.tobytes(), b"\x03\x00\x00\x00abc"])
+    token = grpc_raw_arrays._AS_ARRAYS.set(True)
+    try:
+        fast = converters.ModelInferRequestConverter.to_types(request)
+    finally:
+        grpc_raw_arrays._AS_ARRAYS.reset(token)
+    plain = converters.ModelInferRequestConverter.to_types(request)
+    assert isinstance(fast.inputs[0].data.root, np.ndarray) and fast.inputs[0].data.root.tolist() == values.ravel().tolist()
+    assert plain.inputs[0].data.root == values.ravel().tolist()
+    assert fast.inputs[1].data.root == plain.inputs[1].data.root == [b"abc"]

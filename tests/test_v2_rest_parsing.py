@@ -3,7 +3,7 @@
 * :func:`parse_v2_json` builds, for every body, exactly the request MLServer's parsing builds (large float
   arrays as ndarrays standing for the same lists), or ``None`` where MLServer's parsing refuses the body;
 * through MLServer's real app (in process, our runtime loaded), every body gets the same status and the
-  same JSON from our route as from MLServer's route (``fast_v2_rest`` off): same model input, same 400s.
+  same JSON from our route as from MLServer's route (``fast_v2`` off): same model input, same 400s.
 
 Bodies are written as text, token by token, valid and invalid: number formats (exponents, ``-0``, the
 extremes, integers among floats), literals and strings among numbers, nested arrays, a ``"data"`` key in
@@ -208,12 +208,12 @@ def app_client():
 
 def _post(client, body: bytes, fast: bool, headers: Optional[dict] = None) -> tuple[int, Any]:
     config = server_settings()
-    before = config.fast_v2_rest
-    config.fast_v2_rest = fast
+    before = config.fast_v2
+    config.fast_v2 = fast
     try:
         response = client.post("/v2/models/echo/infer", content=body, headers=headers or {})
     finally:
-        config.fast_v2_rest = before
+        config.fast_v2 = before
     try:
         document = response.json()
     except ValueError:
@@ -255,11 +255,11 @@ def test_our_route_answers_with_mlservers_bytes(app_client) -> None:
         config = server_settings()
         answers = []
         for fast in (True, False):
-            config.fast_v2_rest = fast
+            config.fast_v2 = fast
             try:
                 response = app_client.post("/v2/models/echo/infer", content=payload)
             finally:
-                config.fast_v2_rest = True
+                config.fast_v2 = True
             assert response.status_code == 200, response.text
             answers.append((response.content, response.headers["content-type"]))
         assert answers[0] == answers[1]

@@ -19,6 +19,8 @@ without it:
 * :mod:`.request_ids`: a V2 request ``id`` no response header can carry is a 400, not a broken response;
 * :mod:`.grpc_raw_contents`: gRPC ``raw_input_contents`` that do not fit their inputs are
   ``INVALID_ARGUMENT``, not ``INTERNAL``;
+* :mod:`.grpc_raw_arrays`: gRPC ``raw_input_contents`` (what ``tritonclient.grpc`` sends) reach our models
+  as arrays, not as lists of Python numbers pickled to the workers;
 * :mod:`.quiet_logs`: a refused gRPC call or worker call is one log line, not a traceback;
 * :mod:`.json_logs`: ``MLSERVER_SIGAWARE_LOG_FORMAT=json`` makes MLServer's log lines valid JSON.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import logging
 
 from . import (
+    grpc_raw_arrays,
     grpc_raw_contents,
     json_logs,
     quiet_logs,
@@ -54,6 +57,7 @@ FIXES = (
     v2_infer,
     request_ids,
     grpc_raw_contents,
+    grpc_raw_arrays,
     quiet_logs,
     json_logs,
 )

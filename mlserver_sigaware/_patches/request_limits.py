@@ -237,7 +237,9 @@ class _Decoder:
             if chunk:
                 out.append(chunk)
             pending = self._inflater.unconsumed_tail
-            if not chunk and (not pending or pending == before):
+            # (a member that ends here with no output, e.g. an empty one, may be followed by another:
+            # the top of the loop takes it from unused_data)
+            if not chunk and not self._inflater.eof and (not pending or pending == before):
                 break
         return b"".join(out)
 

@@ -18,7 +18,7 @@ Everything else MLServer's route does is done the same way: the HTTP headers go 
 encoder). A JSON body the fast parser does not take as it is (invalid JSON, a body pydantic refuses, a
 ``Content-Type`` that is not JSON) goes to MLServer's own route, which answers it as before; for models
 with adaptive batching or the response cache, which handle only lists, arrays become lists first.
-``MLSERVER_SIGAWARE_FAST_V2_REST=false`` gives every request to MLServer's route (no binary tensors).
+``MLSERVER_SIGAWARE_FAST_V2=false`` gives every request to MLServer's route (no binary tensors).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..settings import server_settings
 from . import binary_tensors
 from .v2_json import parse_v2_json
 
-__all__ = ["ARRAYS_MARK", "MARKER", "apply", "install"]
+__all__ = ["ARRAYS_MARK", "MARKER", "apply", "install", "is_ours", "lists_only"]
 
 #: Class attribute of a runtime whose models take this route (``SignatureAwareRuntime``).
 MARKER = "sigaware_v2_rest"
@@ -89,6 +89,22 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def is_ours(model: Any) -> bool:
+    """Whether MLServer's ``model`` (a runtime, or the ``ParallelModel`` in front of it when there are
+    inference workers) is served by this runtime; not via ``settings.implementation``, which imports the
+    class again on every access."""
+    runtime = getattr(model, "_model", model)
+    return getattr(type(runtime), MARKER, False)
+
+
+def lists_only(model: Any, data_plane: Any) -> bool:
+    """Whether ``model``'s requests must hold lists: adaptive batching and the response cache merge,
+    split and serialize ``data`` as lists only."""
+    return hasattr(model, "__adaptive_batching__") or (
+        data_plane._response_cache is not None and model.settings.cache_enabled is not False
+    )
+
+
 def _as_lists(request: Any) -> None:
     """Arrays back to the lists MLServer's parsing makes (for adaptive batching and the response cache)."""
     for inp in request.inputs:
@@ -119,10 +135,7 @@ class InferRoute:
             if binary:  # a 404, as for the same request in JSON (MLServer's route would say "not JSON")
                 raise
             return None  # MLServer's route answers (404)
-        # The runtime instance (inside MLServer's ParallelModel with inference workers); not
-        # ``settings.implementation``, which imports the class again on every access.
-        runtime = getattr(model, "_model", model)
-        return model if getattr(type(runtime), MARKER, False) else None
+        return model if is_ours(model) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from starlette.datastructures import Headers
@@ -131,7 +144,7 @@ class InferRoute:
         name, version = params.get("model_name"), params.get("model_version")
         headers = Headers(scope=scope)
         binary = binary_tensors.HEADER_LENGTH in headers
-        model = await self._model(name, version, binary) if server_settings().fast_v2_rest else None
+        model = await self._model(name, version, binary) if server_settings().fast_v2 else None
         if model is None:
             await self.original(scope, receive, send)
             return
@@ -159,14 +172,12 @@ class InferRoute:
         from starlette.responses import Response
 
         data_plane = self.data_plane
-        lists_only = hasattr(model, "__adaptive_batching__") or (
-            data_plane._response_cache is not None and model.settings.cache_enabled is not False
-        )
-        if lists_only:
+        lists = lists_only(model, data_plane)
+        if lists:
             _as_lists(request)
         asked = binary_tensors.wants_binary(request)
         insert_headers(request, headers)
-        if not lists_only:
+        if not lists:
             request.parameters.headers[ARRAYS_MARK] = True
         response = await data_plane.infer(request, name, version)
         response_headers = extract_headers(response) or {}

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from ..codec.frames import frame_values
 from ..errors import InvalidInput, ModelFailure, SigawareError
 from .sklearn_input import array_input_columns
 
@@ -157,7 +158,7 @@ class Predictor:
             and type(data) is pd.DataFrame
             and tuple(data.columns) == self.array_columns
         ):
-            block = np.asarray(data)  # what the estimator's own validation would derive from the frame
+            block = frame_values(data)  # what the estimator's own validation would derive from the frame
             if block.dtype.kind == "f":
                 data = block
         try:

@@ -278,3 +278,17 @@ def test_one_pass_float_conversion_matches_numpys(values, datatype, target):
         assert type(got) is type(want) and got.dtype == want.dtype
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
+
+
+def test_frame_values_is_what_numpy_reads_off_the_frame():
+    """``frame_values`` (what scikit-learn models get) equals ``np.asarray(frame)``: same values, dtype,
+    memory and flags; a frame of several blocks goes the ordinary way."""
+    block = np.arange(26.0).reshape(13, 2)
+    frame = frames.frame_from_block(block, pd.Index([f"c{i}" for i in range(13)], dtype=object))
+    assert frames._read_values is not None
+    got, want = frames.frame_values(frame), np.asarray(frame)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == want.dtype and got.flags.writeable == want.flags.writeable and np.shares_memory(got, block)
+    mixed = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2]})
+    assert frames._block_values(mixed) is None
+    np.testing.assert_array_equal(frames.frame_values(mixed), np.asarray(mixed))
