@@ -28,11 +28,9 @@ def main() -> None:
     inputs = []
     for name, value in WINE_ROW.items():
         tensor = httpclient.InferInput(name, [1], "FP64")
-        # MLServer speaks JSON tensors only (no Triton binary extension)
-        tensor.set_data_from_numpy(np.array([value]), binary_data=False)
+        tensor.set_data_from_numpy(np.array([value]))  # tritonclient's default: a binary tensor
         inputs.append(tensor)
-    outputs = [httpclient.InferRequestedOutput("predictions", binary_data=False)]
-    result = http.infer("wine-regressor", inputs, outputs=outputs)
+    result = http.infer("wine-regressor", inputs)  # outputs come back binary too
     print("wine (REST):", result.as_numpy("predictions"), "version", result.get_response()["model_version"])
 
     grpc = grpcclient.InferenceServerClient(args.grpc)

@@ -105,11 +105,17 @@ def lists_only(model: Any, data_plane: Any) -> bool:
     )
 
 
-def _as_lists(request: Any) -> None:
-    """Arrays back to the lists MLServer's parsing makes (for adaptive batching and the response cache)."""
+#: With inference workers, input arrays smaller than this go as lists (a small list pickles faster).
+_PICKLED_ARRAY_MIN = 512
+
+
+def _as_lists(request: Any, below: Optional[int] = None) -> None:
+    """Arrays back to the lists MLServer's parsing makes (for adaptive batching and the response cache),
+    or only those of fewer than ``below`` values."""
     for inp in request.inputs:
-        if isinstance(inp.data.root, np.ndarray):
-            inp.data.root = inp.data.root.tolist()
+        root = inp.data.root
+        if isinstance(root, np.ndarray) and (below is None or root.size < below):
+            inp.data.root = root.tolist()
 
 
 def _validation_error(exc: ValidationError) -> Exception:
@@ -175,6 +181,8 @@ class InferRoute:
         lists = lists_only(model, data_plane)
         if lists:
             _as_lists(request)
+        elif hasattr(model, "_dispatcher"):  # MLServer's ParallelModel: the request is pickled to a worker
+            _as_lists(request, below=_PICKLED_ARRAY_MIN)
         asked = binary_tensors.wants_binary(request)
         insert_headers(request, headers)
         if not lists:

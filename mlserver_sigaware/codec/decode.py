@@ -264,7 +264,8 @@ class RequestDecoder:
         if block.dtype.kind not in NUMERIC_KINDS:  # e.g. an int beyond 64 bits: object
             return None
         block = block.reshape(width, rows)
-        if self._has_refused_nan(block):
+        # (no NaN in the values, the common case, seen without numpy: x != x only for NaN)
+        if any(v != v for v in flat) and self._has_refused_nan(block):
             return None
         return self.uniform_frame(block)
 
@@ -320,7 +321,8 @@ class RequestDecoder:
         if not self.refuse_nulls or not self._uniform_required.size or block.dtype.kind != "f":
             return False
         rows = block if self._uniform_required.size == len(block) else block[self._uniform_required]
-        return bool(np.isnan(rows).any())
+        # A sum is NaN when a value is (or inf meets -inf): one pass, no boolean array, then exact.
+        return bool(np.isnan(rows.sum())) and bool(np.isnan(rows).any())
 
     def uniform_frame(self, block: np.ndarray) -> pd.DataFrame:
         """The model's DataFrame over ``block``: numbers of shape ``(columns, rows)`` in signature order."""

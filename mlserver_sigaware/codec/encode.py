@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from mlflow.types.schema import DataType
-from mlserver.types import Parameters, ResponseOutput
+from mlserver.types import Parameters, ResponseOutput, TensorData
 
 from ..errors import InvalidInput, OutputEncodingError
 from ..signature import DEFAULT_OUTPUT_NAME, JSON_CONTENT_TYPE, V2_TO_NUMPY, FieldSpec, SchemaPlan, numpy_to_v2
@@ -101,6 +101,8 @@ class ResponseEncoder:
         except (ValueError, TypeError, OverflowError) as exc:
             expected = f" as {spec.type_label}" if spec is not None else ""
             raise OutputEncodingError(f"output '{name}' cannot be encoded{expected}: {exc}") from None
+        if isinstance(data, np.ndarray):  # as it is: pydantic would first try it as a list, value by value
+            data = TensorData.model_construct(data)
         return ResponseOutput(
             name=name,
             datatype=datatype,
@@ -207,10 +209,16 @@ def _check_fits(arr: np.ndarray, target: np.dtype, spec: FieldSpec) -> None:
         )
 
 
+#: From this many values on, ``arrays`` gives an ndarray (below, a list pickles and writes faster).
+ARRAY_OUTPUT_MIN = 512
+
+
 def _numbers(arr: np.ndarray, arrays: bool) -> Any:
-    """Flat numeric data: the list, or (``arrays``) the flat array standing for it."""
+    """Flat numeric data: the list, or (``arrays``, large outputs) the flat array standing for it."""
     flat = arr.ravel()
-    return np.ascontiguousarray(flat) if arrays else flat.tolist()
+    if arrays and flat.size >= ARRAY_OUTPUT_MIN:
+        return np.ascontiguousarray(flat)
+    return flat.tolist()
 
 
 def _encode_values(values: Any, spec: Optional[FieldSpec], arrays: bool = False) -> tuple[str, str, list[int], Any]:
