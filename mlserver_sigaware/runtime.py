@@ -40,6 +40,9 @@ class SignatureAwareRuntime(MLModel):
     """
 
     manager: Optional[VersionManager] = None
+    #: The default version moves (alias, stage): MLServer must not cache our metadata
+    #: (:mod:`mlserver_sigaware._patches.parallel_metadata`).
+    dynamic_metadata = True
 
     def __init__(self, settings: ModelSettings):
         super().__init__(settings)
@@ -66,7 +69,7 @@ class SignatureAwareRuntime(MLModel):
         manager = manager_for(self.name, client, ref, self.config)
         if self.is_default_instance:
             if manager.default is None:
-                await manager.start()
+                await manager.start(wait_for_registry=True)
             else:
                 # A reload (POST /v2/repository/models/<name>/load): re-resolve the alias, or "latest" for a
                 # model deployed by name only. A refused target raises 409 here, and MLServer keeps the

@@ -99,11 +99,64 @@ class SigawareSettings(BaseSettings):
     )
     allowed_versions: Optional[list[str]] = Field(
         default=None,
-        description="If set, requests may select only these registry versions (others: 403).",
+        description=(
+            "If set, requests may select only these registry versions (others: 403). A deployment "
+            "pinned to one version (`models:/name/3`) serves only that version unless this (or "
+            "`allowed_aliases`) is set; name-only and alias deployments let requests select any version."
+        ),
     )
     allowed_aliases: Optional[list[str]] = Field(
         default=None,
-        description="If set, requests may select only these aliases (others: 403).",
+        description=(
+            "If set, requests may select only these aliases (others: 403). On a pinned deployment it "
+            "also opens selection by these aliases."
+        ),
+    )
+
+    registry_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Connect and read timeout of each HTTP call to an MLflow tracking server / registry "
+            "(`http(s)://` URIs) and to its proxied artifact store (`mlflow-artifacts:/`). Replaces "
+            "MLflow's `MLFLOW_HTTP_REQUEST_TIMEOUT` (120 s) for this model's calls only."
+        ),
+    )
+    registry_retries: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Retries of a registry HTTP call that failed to connect, timed out or got a 429/5xx answer, "
+            "before the request that needed it answers 503. Replaces MLflow's "
+            "`MLFLOW_HTTP_REQUEST_MAX_RETRIES` (7, about 4 minutes of back-off) for this model's calls only."
+        ),
+    )
+    registry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "Pause before the first retry of a failed registry call, doubled for each further retry "
+            "(defaults: 0.5 s then 1 s, so an unreachable registry answers 503 in about 1.5 s)."
+        ),
+    )
+    startup_registry_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "At start-up, how long the default version keeps waiting for an unreachable registry "
+            "(logging what it waits for) before the server gives up and exits with status 1. "
+            "Liveness answers 200 and readiness 400 meanwhile. 0: give up at the first failure."
+        ),
+    )
+    artifact_cache_dir: Optional[str] = Field(
+        default=None,
+        description=(
+            "Folder the artifacts of registry and `runs:/` models are downloaded to: one sub-folder per "
+            "server process and one per model version inside it, reused while that version is loaded, "
+            "removed when it is evicted or replaced and no request uses it any more, and when the "
+            "process exits. Default: `<system temp dir>/mlserver-sigaware-artifacts`. On Kubernetes, "
+            "mount an `emptyDir` here (its `sizeLimit` must hold `max_loaded_versions` copies per worker)."
+        ),
     )
 
     @classmethod

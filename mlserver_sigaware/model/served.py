@@ -7,6 +7,7 @@ state in one immutable object is what lets a version be swapped atomically.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -57,10 +58,27 @@ class ServedModel:
     def version(self) -> Optional[str]:
         return self.resolved.version
 
+    #: Releases this version's artifact folder: run by :meth:`close`, or when the object is garbage
+    #: collected (evicted or replaced, and the last request holding it finished).
+    _release: Optional[weakref.finalize] = field(default=None, repr=False, compare=False)
+
     @classmethod
     def load(cls, client: RegistryClient, resolved: ResolvedModel, cfg: SigawareSettings) -> "ServedModel":
-        pyfunc = client.load(resolved)
-        return cls.from_pyfunc(pyfunc, resolved, cfg)
+        pyfunc, lease = client.load(resolved)
+        try:
+            served = cls.from_pyfunc(pyfunc, resolved, cfg)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        if lease is not None:
+            served._release = weakref.finalize(served, lease.release)
+        return served
+
+    def close(self) -> None:
+        """Release the artifact folder now (a version nobody will use: refused by the guard)."""
+        if self._release is not None:
+            self._release()
 
     @classmethod
     def from_pyfunc(cls, pyfunc: Any, resolved: ResolvedModel, cfg: SigawareSettings) -> "ServedModel":

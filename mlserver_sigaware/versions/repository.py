@@ -49,8 +49,10 @@ def registry_versions(settings: ModelSettings) -> list[str]:
     ref = parse_model_location(params.uri if params else None, settings_dir, settings.name, cfg)
     if ref.kind != "registry" or ref.name is None:
         return []
-    versions = RegistryClient(cfg, settings_dir).list_versions(ref.name)
     allowed = cfg.allowed_versions
+    if allowed is None and ref.version:
+        return [ref.version]  # pinned: serves only itself (see VersionManager._check_version_allowed)
+    versions = RegistryClient(cfg, settings_dir).list_versions(ref.name)
     if allowed is not None:
         versions = [v for v in versions if v in {str(a) for a in allowed}]
     return versions
@@ -64,7 +66,12 @@ def with_versions(settings: ModelSettings) -> List[ModelSettings]:
     try:
         versions = registry_versions(settings)
     except Exception as exc:  # the default instance will report the real problem when it loads
-        logger.warning("cannot list registry versions of '%s': %s", settings.name, exc)
+        logger.warning(
+            "cannot list the registry versions of '%s' (%s): versioned routes (/v2/models/%s/versions/<v>) "
+            "answer 404 until POST /v2/repository/models/%s/load lists them again; the default version and "
+            "selection by header are not affected",
+            settings.name, exc, settings.name, settings.name,
+        )
         return out
     for version in versions:
         copy = settings.model_copy(deep=True)
