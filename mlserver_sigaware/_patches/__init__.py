@@ -56,7 +56,7 @@ def apply() -> None:
         return
     worker_errors.apply()
     validation_errors.apply()
-    startup_failure.apply()
     graceful_shutdown.apply()
+    startup_failure.apply()  # wraps the stop graceful_shutdown installs
     parallel_metadata.apply()
     grpc_unavailable.apply()

@@ -12,44 +12,45 @@ Here the order is the one a rolling update needs:
    the bound);
 3. then close the inference pool, Kafka and the metrics server.
 
-Start-up loads still running (a start-up waiting for the registry) are cancelled first
-(:mod:`.startup_failure`), so SIGTERM during a long start-up stops the server at once.
+:data:`SHUTTING_DOWN` is set first: a start-up that waits for the registry gives up at once
+(:meth:`mlserver_sigaware.versions.manager.VersionManager.start`), so SIGTERM during a long start-up
+stops the server promptly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Optional
 
 from mlserver.rest.server import RESTServer
 from mlserver.server import MLServer
 
-from .startup_failure import STARTUP_TASK
+__all__ = ["SHUTTING_DOWN", "apply"]
 
-__all__ = ["apply"]
+#: Set when the server starts stopping (in the server process).
+SHUTTING_DOWN = threading.Event()
 
 logger = logging.getLogger("mlserver")
 
-_DONE = "_sigaware_serving_done"
 
-
-async def _rest_start(self: RESTServer) -> None:
-    done = asyncio.Event()
-    setattr(self, _DONE, done)
-    try:
-        await _original_rest_start(self)
-    finally:
-        done.set()
+async def _rest_drained(rest: RESTServer) -> None:
+    """Until uvicorn has answered every request it had (its idle connections are closed at once)."""
+    server = getattr(rest, "_server", None)
+    if server is None:
+        return
+    await asyncio.sleep(0.2)  # uvicorn's main loop notices the exit flag and stops listening
+    state = server.server_state
+    while state.connections or state.tasks:
+        await asyncio.sleep(0.05)
 
 
 async def _stop(self: MLServer, sig: Optional[int] = None) -> None:
     if getattr(self, "_sigaware_stopping", False):
         return  # a second signal: the first stop is under way
     self._sigaware_stopping = True  # type: ignore[attr-defined]
-    startup = getattr(self, STARTUP_TASK, None)
-    if startup is not None and not startup.done():
-        startup.cancel()
+    SHUTTING_DOWN.set()
 
     stops = []
     if self._rest_server:
@@ -57,9 +58,8 @@ async def _stop(self: MLServer, sig: Optional[int] = None) -> None:
     if self._grpc_server:
         stops.append(self._grpc_server.stop(sig))
     await asyncio.gather(*stops)
-    done = getattr(self._rest_server, _DONE, None) if self._rest_server else None
-    if done is not None:
-        await done.wait()  # in-flight REST requests answered (they still need the workers)
+    if self._rest_server:
+        await _rest_drained(self._rest_server)  # in-flight REST requests still need the workers
     logger.info("HTTP and gRPC servers stopped; closing the inference workers")
 
     if self._inference_pool_registry:
@@ -70,12 +70,8 @@ async def _stop(self: MLServer, sig: Optional[int] = None) -> None:
         await self._metrics_server.stop(sig)
 
 
-_original_rest_start = RESTServer.start
-
-
 def apply() -> None:
-    if getattr(MLServer.stop, "_sigaware_patched", False):
+    if getattr(MLServer, "_sigaware_graceful_shutdown", False):
         return
-    _stop._sigaware_patched = True  # type: ignore[attr-defined]
+    MLServer._sigaware_graceful_shutdown = True  # type: ignore[attr-defined]
     MLServer.stop = _stop  # type: ignore[method-assign]
-    RESTServer.start = _rest_start  # type: ignore[method-assign]

@@ -1,64 +1,45 @@
 """A model that fails to load at start-up makes ``mlserver start`` exit with status 1, not 0.
 
-MLServer 1.7.1's ``MLServer.start`` catches a start-up load failure, logs it, stops the servers and
-returns normally: the process exits 0. Kubernetes (and any supervisor) then sees a clean exit, does not
-count a crash, and an operator sees no failure. Here the start-up loads run as a task the server keeps
-(:data:`STARTUP_TASK`), so that a SIGTERM during a long start-up (waiting for the registry) cancels
-them instead of waiting for them (see :mod:`.graceful_shutdown`), and a failure ends the process with
-:data:`EXIT_CODE`.
+MLServer 1.7.1's ``MLServer.start`` catches a start-up load failure, logs it, calls ``self.stop()``
+(without a signal: the only call of its kind) from its ``except`` block and returns normally: the
+process exits 0. Kubernetes (and any supervisor) then sees a clean exit and counts no crash. Here that
+call, recognised by having no signal while an exception is being handled, stops the server as usual and
+then raises ``SystemExit(1)``, which ends ``mlserver start`` with status 1 once the servers are down.
+
+``MLServer.stop`` is looked up when it is called, so this works even when our package is first imported
+by the model load itself (no ``MlflowRegistryRepository`` in settings.json).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import List
+import sys
+from typing import Optional
 
 from mlserver.server import MLServer
-from mlserver.settings import ModelSettings
 
-__all__ = ["EXIT_CODE", "STARTUP_TASK", "apply"]
+__all__ = ["EXIT_CODE", "apply"]
 
-#: Attribute of the MLServer instance holding the start-up loads while they run.
-STARTUP_TASK = "_sigaware_startup_loads"
 EXIT_CODE = 1
 
 logger = logging.getLogger("mlserver")
 
 
-async def _start(self: MLServer, models_settings: List[ModelSettings] = []) -> None:  # noqa: B006
-    servers = [self._rest_server.start(), self._grpc_server.start()]
-    if self._metrics_server:
-        servers.append(self._metrics_server.start())
-    if self._kafka_server:
-        servers.append(self._kafka_server.start())
-    servers_task = asyncio.gather(*servers)
+def _wrap(stop):
+    async def _stop(self: MLServer, sig: Optional[int] = None) -> None:
+        failed_startup = (
+            sig is None and sys.exc_info()[0] is not None and not getattr(self, "_sigaware_stopping", False)
+        )
+        await stop(self, sig)
+        if failed_startup:
+            logger.error("mlserver exits with status %d: a model failed to load at start-up (see above)", EXIT_CODE)
+            raise SystemExit(EXIT_CODE)
 
-    loads = asyncio.ensure_future(
-        asyncio.gather(*[self._model_registry.load(settings) for settings in models_settings])
-    )
-    setattr(self, STARTUP_TASK, loads)
-    failed = False
-    try:
-        await loads
-    except asyncio.CancelledError:
-        if not loads.cancelled():  # we were cancelled ourselves, not the loads by a stop
-            raise
-        logger.info("Start-up model loads cancelled: the server is stopping.")
-    except Exception:
-        failed = True
-        logger.exception("Some of the models failed to load during startup!")
-        await self.stop()
-    finally:
-        setattr(self, STARTUP_TASK, None)
-        await servers_task
-    if failed:
-        logger.error("mlserver exits with status %d: a model failed to load at start-up (see above)", EXIT_CODE)
-        raise SystemExit(EXIT_CODE)
+    return _stop
 
 
 def apply() -> None:
-    if getattr(MLServer.start, "_sigaware_patched", False):
+    if getattr(MLServer, "_sigaware_startup_failure", False):
         return
-    _start._sigaware_patched = True  # type: ignore[attr-defined]
-    MLServer.start = _start  # type: ignore[method-assign]
+    MLServer._sigaware_startup_failure = True  # type: ignore[attr-defined]
+    MLServer.stop = _wrap(MLServer.stop)  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import Callable, Optional
 
 from .. import metrics
+from .._patches.graceful_shutdown import SHUTTING_DOWN
 from ..errors import (
     ModelLoadError,
     RegistryNotFound,
@@ -137,7 +138,8 @@ class VersionManager:
                         self.ref.describe, exc, left, budget,
                     )
                     next_note = time.monotonic() + 30
-                await asyncio.sleep(min(pause, max(left, 0.01)))
+                if await _stopping_within(min(pause, max(left, 0.01))):
+                    raise ModelLoadError(f"the server is stopping: gave up waiting to load {self.ref.describe}")
                 pause = min(pause * 2, 5.0)
                 continue
             if time.monotonic() - started > 1 and next_note > started:
@@ -370,6 +372,16 @@ class VersionManager:
             "max_loaded_versions": self.cfg.max_loaded_versions,
             "compatibility": self.cfg.compatibility,
         }
+
+
+async def _stopping_within(seconds: float) -> bool:
+    """Sleep ``seconds``, waking early (True) if the server starts stopping (SIGTERM)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if SHUTTING_DOWN.is_set():
+            return True
+        await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+    return SHUTTING_DOWN.is_set()
 
 
 def _close(served: ServedModel) -> None:

@@ -1,0 +1,84 @@
+"""A real ``mlflow server`` process (sqlite backend, proxied artifacts) that tests can stop and restart.
+
+Restarts keep the port and the data, as a registry restarted by its operator does, so an MLServer that
+talks to it sees an outage and then the same registry again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.integration.harness import free_port
+
+__all__ = ["MlflowServer"]
+
+
+class MlflowServer:
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.root / "server.log"
+
+    def start(self, timeout: float = 120) -> "MlflowServer":
+        mlflow_bin = Path(sys.executable).with_name("mlflow")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                 "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
+                 "--artifacts-destination", str(self.root / "artifacts")],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.root,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log_path.read_text()[-3000:])
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("mlflow server did not start")
+
+    def stop(self) -> None:
+        """Stop the whole server (its gunicorn/uvicorn workers too) and wait until the port is closed."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # workers of the group may outlive the leader briefly
+            try:
+                os.killpg(self.process.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.05)
+        else:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process = None
+
+    def __enter__(self) -> "MlflowServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
