@@ -191,6 +191,27 @@ def test_startup_with_the_registry_down_exits_1_while_probes_behave(tmp_path, ca
     assert f"models:/{NAME}@champion" in log
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_during_the_startup_wait_stops_promptly(tmp_path, workers, capsys):
+    dead = f"http://127.0.0.1:{free_port()}"
+    models = tmp_path / "models"
+    write_model_settings(models / NAME, NAME, uri=f"models:/{NAME}@champion",
+                         extra={"tracking_uri": dead, "startup_registry_wait_seconds": 300, **FAST})
+    server = MLServerProcess(models, parallel_workers=workers, extra_settings=REPOSITORY)
+    server.launch()
+    try:
+        wait_until(lambda: "waiting for the model registry" in server.log_text(), 60)
+        t_term = time.monotonic()
+        os.kill(server.pid, signal.SIGTERM)
+        code = server.process.wait(30)
+        took = time.monotonic() - t_term
+    finally:
+        server.stop()
+    figures(capsys, f"SIGTERM during the start-up wait (parallel_workers={workers})", exit_code=code,
+            exited_after_s=f"{took:.1f}")
+    assert code == 0 and took < 10, server.log_tail()
+
+
 def test_startup_waits_for_the_registry_and_becomes_ready(tmp_path, registry, capsys):
     name = "late-registry"
     fresh_model(registry, name, "de")

@@ -26,12 +26,28 @@ CFG = SigawareSettings()
         ("models:/wine", ModelRef("registry", "models:/wine", name="wine")),
         ("models:/wine/latest", ModelRef("registry", "models:/wine/latest", name="wine")),
         ("models:/team/wine/2", ModelRef("registry", "models:/team/wine/2", name="team/wine", version="2")),
+        # MLflow's (deprecated) stages: each its own moving reference, case-insensitive as in MLflow
+        ("models:/wine/Production", ModelRef("registry", "models:/wine/Production", name="wine", stage="Production")),
+        ("models:/wine/staging", ModelRef("registry", "models:/wine/staging", name="wine", stage="Staging")),
         ("runs:/abc123/model", ModelRef("uri", "runs:/abc123/model")),
         ("s3://bucket/model", ModelRef("uri", "s3://bucket/model")),
     ],
 )
 def test_uri_forms(uri, expected):
     assert parse_model_location(uri, "/settings", "served-name", CFG) == expected
+
+
+def test_stage_refs_move_and_describe_themselves():
+    prod = parse_model_location("models:/wine/production", None, "w", CFG)
+    assert prod.moves and prod.describe == "models:/wine/Production"
+    assert parse_model_location("models:/wine@champion", None, "w", CFG).moves
+    assert not parse_model_location("models:/wine/3", None, "w", CFG).moves
+    assert prod != parse_model_location("models:/wine/Staging", None, "w", CFG)
+
+
+def test_unknown_suffix_is_a_clear_load_error():
+    with pytest.raises(ModelLoadError, match="neither a version number, 'latest' nor a stage"):
+        parse_model_location("models:/wine/Prod", None, "w", CFG)
 
 
 def test_no_uri_means_the_model_name_in_the_registry():
