@@ -93,8 +93,9 @@ class SigawareSettings(BaseSettings):
         default=30.0,
         ge=0,
         description=(
-            "When the default version is an alias (`models:/name@champion`), re-resolve it this often "
-            "and hot-swap to its new target (0 disables polling; the repository load API still works)."
+            "When the default version is an alias (`models:/name@champion`) or a stage "
+            "(`models:/name/Production`), re-resolve it this often and hot-swap to its new target "
+            "(0 disables polling; the repository load API still works)."
         ),
     )
     allowed_versions: Optional[list[str]] = Field(
