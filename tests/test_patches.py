@@ -123,7 +123,10 @@ class _Recorder:
                 recorder.events.append("workers closed")
 
         self.server = types.SimpleNamespace(_rest_server=rest, _grpc_server=Grpc(), _inference_pool_registry=Pool(),
-                                            _kafka_server=None, _metrics_server=None)
+                                            _kafka_server=None, _metrics_server=None,
+                                            # what the patched MLServer.start marks (the package was imported
+                                            # before the server started)
+                                            _sigaware_start_waits_for_stop=True)
 
 
 def test_sigterm_closes_the_inference_workers_only_after_in_flight_requests_are_answered():
@@ -136,6 +139,21 @@ def test_sigterm_closes_the_inference_workers_only_after_in_flight_requests_are_
     asyncio.run(MLServer.stop(recorder.server, sig=signal.SIGTERM))
     assert recorder.events.index("workers closed") > recorder.events.index("in-flight requests answered")
     assert recorder.events[0] in ("rest stops accepting", "grpc stopped")
+
+
+def test_imported_after_the_server_started_sigterm_keeps_mlservers_order(caplog):
+    """Without our MLServer.start (package imported by a model load), the stop cannot be waited for:
+    MLServer's own order is kept (workers first) rather than leave the workers running at exit."""
+    import signal
+
+    from mlserver.server import MLServer
+
+    recorder = _Recorder(in_flight_for=0.3)
+    del recorder.server._sigaware_start_waits_for_stop
+    with caplog.at_level("WARNING", logger="mlserver"):
+        asyncio.run(MLServer.stop(recorder.server, sig=signal.SIGTERM))
+    assert recorder.events[0] == "workers closed"
+    assert "imported after the server started" in caplog.text
 
 
 def test_a_start_up_load_failure_exits_1_a_signal_or_a_plain_stop_does_not():

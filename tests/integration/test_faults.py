@@ -347,7 +347,7 @@ def test_sigterm_under_load_answers_every_request_in_flight(tmp_path, capsys):
     models = tmp_path / "models"
     zoo.build_slow(models / "slow" / "model", seconds=0.4)
     write_model_settings(models / "slow", "slow", uri="./model")
-    server = MLServerProcess(models, parallel_workers=1, models=["slow"])
+    server = MLServerProcess(models, parallel_workers=1, extra_settings=REPOSITORY, models=["slow"])
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1.0]}]}
     with server:
         with Load(f"{server.http_url}/v2/models/slow/infer", body, clients=6) as load:
