@@ -1,6 +1,6 @@
 """V2 clients against `make serve`: tritonclient over REST and gRPC.
 
-    .venv/bin/python examples/client_tritonclient.py [--host localhost]
+    .venv/bin/python examples/client_tritonclient.py [--http localhost:8080] [--grpc localhost:8081]
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ WINE_ROW = {
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--http", default="localhost:8080", help="host:port of the REST server")
+    parser.add_argument("--grpc", default="localhost:8081", help="host:port of the gRPC server")
     args = parser.parse_args()
 
-    http = httpclient.InferenceServerClient(f"{args.host}:8080")
+    http = httpclient.InferenceServerClient(args.http)
     inputs = []
     for name, value in WINE_ROW.items():
         tensor = httpclient.InferInput(name, [1], "FP64")
@@ -34,7 +35,7 @@ def main() -> None:
     result = http.infer("wine-regressor", inputs, outputs=outputs)
     print("wine (REST):", result.as_numpy("predictions"), "version", result.get_response()["model_version"])
 
-    grpc = grpcclient.InferenceServerClient(f"{args.host}:8081")
+    grpc = grpcclient.InferenceServerClient(args.grpc)
     prompt = grpcclient.InferInput("prompt", [2], "BYTES")
     prompt.set_data_from_numpy(np.array([b"hello world", b"good morning"], dtype=object))
     result = grpc.infer("text-translator", [prompt])

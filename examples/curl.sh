@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Requests against `make serve` (REST on localhost:8080). Usage: examples/curl.sh [base-url]
+# Exits non-zero when a request does not answer as shown (--fail-with-body: an HTTP error fails).
 set -euo pipefail
 base="${1:-http://localhost:8080}"
 
 echo "# metadata of the wine regressor (served by name only from the sqlite registry)"
-curl -s "$base/v2/models/wine-regressor" ; echo
+curl -sS --fail-with-body "$base/v2/models/wine-regressor" ; echo
 
 echo "# one wine row over V2"
-curl -s "$base/v2/models/wine-regressor/infer" -H 'Content-Type: application/json' -d '{
+curl -sS --fail-with-body "$base/v2/models/wine-regressor/infer" -H 'Content-Type: application/json' -d '{
   "inputs": [
     {"name": "alcohol", "datatype": "FP64", "shape": [1], "data": [13.2]},
     {"name": "malic_acid", "datatype": "FP64", "shape": [1], "data": [1.78]},
@@ -26,15 +27,19 @@ curl -s "$base/v2/models/wine-regressor/infer" -H 'Content-Type: application/jso
 }' ; echo
 
 echo "# text in, text out"
-curl -s "$base/v2/models/text-translator/infer" -H 'Content-Type: application/json' -d '{
+curl -sS --fail-with-body "$base/v2/models/text-translator/infer" -H 'Content-Type: application/json' -d '{
   "inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [2], "data": ["hello world", "good morning"]}]
 }' ; echo
 
 echo "# a wrong input name: 400 naming it"
-curl -s -w ' (HTTP %{http_code})\n' "$base/v2/models/text-translator/infer" -H 'Content-Type: application/json' -d '{
+answer=$(curl -sS -w '\n%{http_code}' "$base/v2/models/text-translator/infer" \
+  -H 'Content-Type: application/json' -d '{
   "inputs": [{"name": "promt", "datatype": "BYTES", "shape": [1], "data": ["hello"]}]
-}'
+}')
+status="${answer##*$'\n'}"
+echo "${answer%$'\n'*} (HTTP $status)"
+[ "$status" = 400 ]
 
 echo "# the MLflow scoring protocol, as with mlflow models serve"
-curl -s "$base/v2/models/text-translator/invocations" -H 'Content-Type: application/json' \
+curl -sS --fail-with-body "$base/v2/models/text-translator/invocations" -H 'Content-Type: application/json' \
   -d '{"dataframe_records": [{"prompt": "hello world"}]}' ; echo

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-from pathlib import Path
-
 import pytest
 import requests
 
 from mlserver_sigaware import demo
-from tests.integration.harness import MLServerProcess
+from tests.integration.demo_server import demo_server as start_demo_server
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    shutil.copy(ROOT / "model-settings.json", root / "model-settings.json")
-    shutil.copytree(ROOT / "examples", root / "examples")
-    demo.populate(root / "demo-registry")
-    settings = json.loads((ROOT / "settings.json").read_text())
-    keep = {k: v for k, v in settings.items() if not k.endswith("_port") and k != "host"}
-    with MLServerProcess(root, parallel_workers=settings["parallel_workers"], extra_settings=keep,
-                         models=["wine-regressor", "text-translator"]) as server:
+    with start_demo_server(tmp_path_factory.mktemp("demo")) as server:
         yield server
 
 
