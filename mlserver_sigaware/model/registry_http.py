@@ -72,8 +72,13 @@ def policy(timeout: float, retries: int, backoff: float) -> Iterator[CallPolicy]
         _POLICY.reset(token)
 
 
-def _transient_reason(exc: BaseException) -> Optional[str]:
-    """Why a request failed, if it is the kind that means "unreachable" (None otherwise)."""
+#: A kept-alive connection the server had closed: urllib3 drops it, and a new one is opened at once.
+_DROPPED = ("Remote end closed connection", "Connection aborted", "Connection reset by peer", "Broken pipe")
+
+
+def _transient_reason(exc: BaseException) -> Optional[tuple[str, bool]]:
+    """Why a request failed, and whether a reused connection was dropped, if it is the kind that means
+    "unreachable" (None otherwise: the registry answered, and its answer is MLflow's to handle)."""
     import requests
 
     seen: set[int] = set()
@@ -81,15 +86,18 @@ def _transient_reason(exc: BaseException) -> Optional[str]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, requests.exceptions.Timeout):
-            return "timed out"
+            return "timed out", False
         if isinstance(current, (requests.exceptions.ConnectionError, requests.exceptions.RetryError)):
             text = str(current)
+            dropped = next((d for d in _DROPPED if d in text), None)
+            if dropped:
+                return f"connection dropped ({dropped})", True
             match = re.search(r"\[Errno -?\d+\][^'\")]*", text)
             if match:
-                return match.group(0).strip()
+                return match.group(0).strip(), False
             if "Name or service not known" in text or "nodename nor servname" in text:
-                return "host name not found"
-            return "connection failed"
+                return "host name not found", False
+            return f"connection failed ({text[:200]})", False
         current = current.__cause__ or current.__context__
     return None
 
@@ -110,14 +118,19 @@ def _wrap_http_request(original: Any) -> Any:
         retry_codes = frozenset(kwargs.get("retry_codes") or _RETRY_CODES)
         host = getattr(host_creds, "host", "?")
         attempt = 0
+        reconnected = False
         while True:
             current.attempts += 1
             try:
                 response = original(host_creds, endpoint, method, **kwargs)
             except Exception as exc:
-                reason = _transient_reason(exc)
-                if reason is None:
+                transient = _transient_reason(exc)
+                if transient is None:
                     raise
+                reason, dropped = transient
+                if dropped and not reconnected:  # a stale kept-alive connection: once, at once, not counted
+                    reconnected = True
+                    continue
                 if attempt >= current.retries:
                     current.failure = f"{_display(host)}: {reason}"
                     raise

@@ -53,12 +53,13 @@ class MlflowServer:
         self.stop()
         raise RuntimeError("mlflow server did not start")
 
-    def stop(self) -> None:
-        """Stop the whole server (its gunicorn/uvicorn workers too) and wait until the port is closed."""
+    def stop(self, crash: bool = False) -> None:
+        """Stop the whole server (its workers too) and wait until it is gone; ``crash``: SIGKILL at once
+        (an outage as a crash or a lost node causes it, and no graceful shutdown to wait for)."""
         if self.process is None:
             return
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGKILL if crash else signal.SIGTERM)
         except ProcessLookupError:
             pass
         try:

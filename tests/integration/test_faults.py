@@ -4,11 +4,12 @@
   loaded versions keep serving (0 failures), one warning per outage and one line when it ends, the alias
   poller picks up a move within one poll period of the registry's return;
 * start-up with the registry down: live at once, not ready, a log line saying what it waits for, exit 1
-  after ``startup_registry_wait_seconds``; or ready soon after the registry returns;
+  after ``startup_registry_wait_seconds``, or ready soon after the registry returns; SIGTERM meanwhile
+  stops it at once;
 * the artifact cache: folders on disk bounded by the loaded versions, none left by failed or refused
   loads, none after shutdown;
 * stages (``models:/m/Production``, ``/Staging``) as distinct references, a transition followed;
-* metadata after a hot-swap with ``parallel_workers`` 0 and 1;
+* metadata after a hot-swap with ``parallel_workers`` 1 (outage test) and 0 (stages test);
 * SIGTERM under load: every request in flight is answered, exit 0.
 
 Each test prints its figures (``FIGURES ...``). Short timeouts and poll periods come from settings.
@@ -41,8 +42,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 REPOSITORY = {"model_repository_implementation": "mlserver_sigaware.MlflowRegistryRepository"}
 NAME = "translator"
-#: Deadlines short enough for tests (defaults: 5 s timeout, 2 retries, 0.5 s back-off, 300 s start-up wait).
-FAST = {"registry_timeout_seconds": 1, "registry_retries": 1, "registry_backoff_seconds": 0.2}
+#: Shorter deadlines for tests (defaults: 2 retries, 0.5 s back-off, 300 s start-up wait). The timeout stays
+#: at its default (5 s): a freshly restarted mlflow server takes seconds over its first API calls.
+FAST = {"registry_retries": 1, "registry_backoff_seconds": 0.2}
 
 
 def v2_text(texts: list[str], name: str = "prompt") -> dict:
@@ -84,11 +86,12 @@ def version_folders(cache: Path) -> list[str]:
                   for v in proc.iterdir() if not v.name.startswith("."))
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """A real `mlflow server`; a test that stops it restarts it before it ends."""
-    with MlflowServer(tmp_path_factory.mktemp("mlflow-faults")) as server:
-        yield server
+@pytest.fixture
+def registry(mlflow_registry):
+    """The session's real `mlflow server`; a test that stops it restarts it before it ends."""
+    yield mlflow_registry
+    if mlflow_registry.process is None:
+        mlflow_registry.start()
 
 
 def fresh_model(registry: MlflowServer, name: str, *langs: str, alias_first: str | None = "champion") -> list[str]:
@@ -104,48 +107,68 @@ def fresh_model(registry: MlflowServer, name: str, *langs: str, alias_first: str
 
 
 def test_registry_outage_and_recovery(tmp_path, registry, capsys):
+    """One registry crash and restart, seen by a running server (parallel_workers 1) and by a server
+    started during the outage (parallel_workers 0)."""
     name = "outage"
     v1, v2, v3, v4 = fresh_model(registry, name, "de", "fr", "de", "fr")
     client = mlflow.MlflowClient(tracking_uri=registry.url, registry_uri=registry.url)
-    models = tmp_path / "models"
-    write_model_settings(models / name, name, uri=f"models:/{name}@champion",
-                         extra={"tracking_uri": registry.url, "alias_poll_seconds": 1, "max_loaded_versions": 3,
-                                "artifact_cache_dir": str(tmp_path / "cache"), **FAST})
-    with MLServerProcess(models, parallel_workers=1, extra_settings=REPOSITORY, models=[name]) as server:
+    run_id = {v: client.get_model_version(name, v).run_id for v in (v1, v4)}
+    extra = {"tracking_uri": registry.url, "alias_poll_seconds": 1, "max_loaded_versions": 3,
+             "artifact_cache_dir": str(tmp_path / "cache"), **FAST}
+    write_model_settings(tmp_path / "models" / name, name, uri=f"models:/{name}@champion", extra=extra)
+    write_model_settings(tmp_path / "late" / name, name, uri=f"models:/{name}@champion",
+                         extra={**extra, "startup_registry_wait_seconds": 120})
+    late = MLServerProcess(tmp_path / "late", parallel_workers=0, extra_settings=REPOSITORY)
+    with MLServerProcess(tmp_path / "models", parallel_workers=1, extra_settings=REPOSITORY, models=[name]) as server:
+        def metadata():
+            return requests.get(f"{server.http_url}/v2/models/{name}", timeout=10).json()
+
+        assert metadata()["versions"] == [v1] and metadata()["parameters"]["mlflow_run_id"] == run_id[v1]
         assert translate(server, {"mlflow-model-version": v2}, name).json()["outputs"][0]["data"] == ["bonjour monde"]
         default_url = f"{server.http_url}/v2/models/{name}/infer"
-        with Load(default_url, v2_text(["hello world"]), clients=2, pause=0.02) as on_default, \
-                Load(default_url, v2_text(["hello world"]), {"mlflow-model-version": v2}, clients=2,
-                     pause=0.02) as on_v2:
-            time.sleep(1)
-            t_stop = time.monotonic()
-            registry.stop()
-            t_down = time.monotonic()
-            r = translate(server, {"mlflow-model-version": v3}, name)
-            to_503 = time.monotonic() - t_down
-            assert r.status_code == 503, r.text
-            assert "the model registry is unreachable" in r.json()["error"]
-            assert "127.0.0.1" in r.json()["error"]
+        try:
+            with Load(default_url, v2_text(["hello world"]), clients=2, pause=0.05) as on_default, \
+                    Load(default_url, v2_text(["hello world"]), {"mlflow-model-version": v2}, clients=2,
+                         pause=0.05) as on_v2:
+                time.sleep(1)
+                registry.stop(crash=True)
+                t_down = time.monotonic()
+                r = translate(server, {"mlflow-model-version": v3}, name)
+                to_503 = time.monotonic() - t_down
+                assert r.status_code == 503, r.text
+                assert "the model registry is unreachable" in r.json()["error"]
+                assert "127.0.0.1" in r.json()["error"]
 
-            grpc = grpcclient.InferenceServerClient(server.grpc_url)
-            tensor = grpcclient.InferInput("prompt", [1], "BYTES")
-            tensor.set_data_from_numpy(np.array([b"hello"], dtype=object))
-            with pytest.raises(InferenceServerException) as err:
-                grpc.infer(name, [tensor], headers={"mlflow-model-version": v3})
-            assert err.value.status() == "StatusCode.UNAVAILABLE", err.value
-            time.sleep(3)  # several alias polls against a dead registry
-            metrics = requests.get(server.metrics_url, timeout=10).text
-            assert re.search(r'sigaware_registry_outages_total\{registry="http://127\.0\.0\.1:\d+"\} 1\.0', metrics)
-            assert re.search(r'sigaware_registry_up\{registry="http://127\.0\.0\.1:\d+"\} 0\.0', metrics)
+                grpc = grpcclient.InferenceServerClient(server.grpc_url)
+                tensor = grpcclient.InferInput("prompt", [1], "BYTES")
+                tensor.set_data_from_numpy(np.array([b"hello"], dtype=object))
+                with pytest.raises(InferenceServerException) as err:
+                    grpc.infer(name, [tensor], headers={"mlflow-model-version": v3})
+                assert err.value.status() == "StatusCode.UNAVAILABLE", err.value
 
-            t_start = time.monotonic()
-            registry.start()
-            # a freshly started mlflow server answers /health seconds before its first API call
-            client.search_registered_models(max_results=1)
-            t_up, wall_up = time.monotonic(), time.time()
-            client.set_registered_model_alias(name, "champion", v4)  # moved as soon as it is back
-            switched = on_default.first("bonjour monde", since=t_up, timeout=30)
-            pickup = switched - t_up
+                # a server started now waits for the registry: live, not ready, saying what it waits for
+                late.launch()
+                wait_until(lambda: "waiting for the model registry" in late.log_text(), 60)
+                assert status_of(f"{late.http_url}/v2/health/live") == 200
+                assert status_of(f"{late.http_url}/v2/models/{name}/ready") not in (200, None)
+
+                metrics = requests.get(server.metrics_url, timeout=10).text  # polls failed meanwhile
+                assert re.search(r'sigaware_registry_outages_total\{registry="http://127\.0\.0\.1:\d+"\} 1\.0', metrics)
+                assert re.search(r'sigaware_registry_up\{registry="http://127\.0\.0\.1:\d+"\} 0\.0', metrics)
+
+                t_start = time.monotonic()
+                registry.start()
+                # a freshly started mlflow server answers /health seconds before its first API call
+                client.search_registered_models(max_results=1)
+                t_up, wall_up = time.monotonic(), time.time()
+                client.set_registered_model_alias(name, "champion", v4)  # moved as soon as it is back
+                switched = on_default.first("bonjour monde", since=t_up, timeout=30)
+                pickup = switched - t_up
+                wait_until(lambda: status_of(f"{late.http_url}/v2/models/{name}/ready") == 200, 60)
+                late_ready = time.monotonic() - t_up
+            assert translate(late, name=name).status_code == 200
+        finally:
+            late.stop()
         failures = on_default.failures() + on_v2.failures()
         served = len(on_default.answers) + len(on_v2.answers)
         log = server.log_text()
@@ -156,7 +179,8 @@ def test_registry_outage_and_recovery(tmp_path, registry, capsys):
                 requests_on_loaded_versions=served, failed_on_loaded_versions=len(failures),
                 poller_through_after_registry_answered_s=f"{poller_back:.2f}",
                 alias_move_picked_up_after_recovery_s=f"{pickup:.2f}", alias_poll_s=1,
-                registry_stop_took_s=f"{t_down - t_stop:.1f}", registry_start_took_s=f"{t_up - t_start:.1f}")
+                server_started_in_outage_ready_after_recovery_s=f"{late_ready:.1f}",
+                registry_start_took_s=f"{t_up - t_start:.1f}")
         assert not failures, failures[:5]
         assert to_503 < 5
         assert poller_back < 1 + 1  # the next poll (period 1 s) gets through (< 0: before our own call)
@@ -164,6 +188,10 @@ def test_registry_outage_and_recovery(tmp_path, registry, capsys):
         assert log.count("WARNING - model registry") == 1, log[-3000:]  # one per outage (one worker)
         assert log.count("INFO - model registry") == 1 and "is reachable again" in log
         assert f"switched from version {v1} to {v4}" in log
+        # metadata tells the truth after the swap (parallel_workers 1: asked of the worker, not cached)
+        meta = metadata()
+        assert meta["versions"] == [v4] and meta["parameters"]["mlflow_run_id"] == run_id[v4]
+        assert meta["parameters"]["versions"]["default_version"] == v4
         r = translate(server, {"mlflow-model-version": v3}, name)
         assert r.status_code == 200 and r.json()["model_version"] == v3
 
@@ -218,32 +246,6 @@ def test_sigterm_during_the_startup_wait_stops_promptly(tmp_path, workers, capsy
     figures(capsys, f"SIGTERM during the start-up wait (parallel_workers={workers})", exit_code=code,
             exited_after_s=f"{took:.1f}")
     assert code == 0 and took < 10, server.log_tail()
-
-
-def test_startup_waits_for_the_registry_and_becomes_ready(tmp_path, registry, capsys):
-    name = "late-registry"
-    fresh_model(registry, name, "de")
-    models = tmp_path / "models"
-    write_model_settings(models / name, name, uri=f"models:/{name}@champion",
-                         extra={"tracking_uri": registry.url, "startup_registry_wait_seconds": 120, **FAST})
-    server = MLServerProcess(models, parallel_workers=0, extra_settings=REPOSITORY)
-    registry.stop()
-    try:
-        server.launch()
-        wait_until(lambda: "waiting for the model registry" in server.log_text(), 60)
-        assert status_of(f"{server.http_url}/v2/health/live") == 200
-        assert status_of(f"{server.http_url}/v2/models/{name}/ready") != 200
-        registry.start()
-        t_up = time.monotonic()
-        wait_until(lambda: status_of(f"{server.http_url}/v2/models/{name}/ready") == 200, 60)
-        ready_after = time.monotonic() - t_up
-        assert translate(server, name=name).json()["outputs"][0]["data"] == ["hallo Welt"]
-    finally:
-        if registry.process is None:
-            registry.start()
-        server.stop()
-    figures(capsys, "start-up, registry returns", ready_after_registry_returned_s=f"{ready_after:.1f}")
-    assert ready_after < 15
 
 
 # ------------------------------------------------------------------------------------------ disk
@@ -318,34 +320,11 @@ def test_stages_are_distinct_references_and_transitions_are_followed(tmp_path, r
         r = translate(server, name="staging")
         assert (r.json()["model_version"], r.json()["outputs"][0]["data"]) == (fr, ["bonjour monde"])
         assert f"stage 'Production' of {name}: switched from version {de} to {new}" in server.log_text()
+        # metadata tells the truth after the swap (parallel_workers 0)
+        meta = requests.get(f"{server.http_url}/v2/models/prod", timeout=10).json()
+        assert meta["versions"] == [new]
+        assert meta["parameters"]["mlflow_run_id"] == client.get_model_version(name, new).run_id
     figures(capsys, "stages", transition_followed_after_s=f"{followed:.1f}", alias_poll_s=1)
-
-
-# ------------------------------------------------------------------------------------------ metadata
-
-
-@pytest.mark.parametrize("workers", [0, 1])
-def test_metadata_tells_the_truth_after_a_hot_swap(tmp_path, workers):
-    uri = f"sqlite:///{tmp_path}/reg/mlflow.db"
-    (tmp_path / "reg").mkdir()
-    de = zoo.register(uri, NAME, functools.partial(zoo.build_text, lang="de"), alias="champion")
-    fr = zoo.register(uri, NAME, functools.partial(zoo.build_text, lang="fr"))
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    run_ids = {v: client.get_model_version(NAME, v).run_id for v in (de, fr)}
-    models = tmp_path / "models"
-    write_model_settings(models / NAME, NAME, uri=f"models:/{NAME}@champion",
-                         extra={"tracking_uri": uri, "alias_poll_seconds": 0.5})
-    with MLServerProcess(models, parallel_workers=workers, extra_settings=REPOSITORY, models=[NAME]) as server:
-        def metadata():
-            return requests.get(f"{server.http_url}/v2/models/{NAME}", timeout=10).json()
-
-        assert metadata()["versions"] == [de] and metadata()["parameters"]["mlflow_run_id"] == run_ids[de]
-        client.set_registered_model_alias(NAME, "champion", fr)
-        wait_until(lambda: translate(server).json()["model_version"] == fr, 30)
-        meta = metadata()
-        assert meta["versions"] == [fr]
-        assert meta["parameters"]["mlflow_run_id"] == run_ids[fr]
-        assert meta["parameters"]["versions"]["default_version"] == fr
 
 
 # ------------------------------------------------------------------------------------------ SIGTERM

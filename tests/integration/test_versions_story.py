@@ -22,7 +22,6 @@ from tritonclient.utils import InferenceServerException
 
 from tests import zoo
 from tests.integration.harness import MLServerProcess, write_model_settings
-from tests.integration.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.integration
 
@@ -143,10 +142,9 @@ def test_fourth_distinct_version_evicts_least_recently_used(story):
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` (sqlite backend) on loopback, as in production."""
-    with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as server:
-        yield server.url
+def mlflow_server(mlflow_registry):
+    """A real `mlflow server` (sqlite backend) on loopback, as in production (shared by the session)."""
+    return mlflow_registry.url
 
 
 class Load:

@@ -102,3 +102,36 @@ def test_one_warning_per_outage_and_one_line_when_it_ends(caplog):
     assert REGISTRY.get_sample_value("sigaware_registry_outages_total", labels) == 2
     assert REGISTRY.get_sample_value("sigaware_registry_unavailable_total", labels) == 6
     assert REGISTRY.get_sample_value("sigaware_registry_up", labels) == 0
+
+
+def test_a_dropped_kept_alive_connection_is_retried_at_once_without_counting():
+    """A server closes idle keep-alive connections (uvicorn: after 5 s): reusing one is not an outage."""
+    import http.client
+
+    import requests
+    from urllib3.exceptions import ProtocolError
+
+    class Response:
+        status_code = 200
+
+    dropped = requests.exceptions.ConnectionError(
+        ProtocolError("Connection aborted.", http.client.RemoteDisconnected("Remote end closed connection without response"))
+    )
+    outcomes = iter([dropped, Response()])
+
+    def original(*args, **kwargs):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    wrapped = registry_http._wrap_http_request(original)
+    with registry_http.policy(timeout=1, retries=0, backoff=5) as policy:
+        started = time.monotonic()
+        assert wrapped("c", "/x", "GET").status_code == 200
+    assert time.monotonic() - started < 1 and policy.failure is None
+    outcomes = iter([dropped, dropped])
+    with registry_http.policy(timeout=1, retries=0, backoff=0) as policy:
+        with pytest.raises(requests.exceptions.ConnectionError):
+            wrapped(type("C", (), {"host": "http://reg"})(), "/x", "GET")
+    assert policy.failure == "http://reg: connection dropped (Remote end closed connection)"
