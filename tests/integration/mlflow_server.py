@@ -82,4 +82,4 @@ class MlflowServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        self.stop(crash=True)  # its data is a test's temporary folder: no graceful shutdown to wait for (~15 s)
