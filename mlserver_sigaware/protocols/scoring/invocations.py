@@ -233,8 +233,10 @@ def _mlflow_input(
     try:
         data, _ = _validate_prediction_input(parsed, None, schema, None, served.predictor.loader_module)
     except MlflowException as exc:
-        message = str(our_error) if our_error is not None else exc.message
-        exc.message = f"Failed to predict data '{parsed}'. \nError: {message}"
+        # MLflow's message starts with the whole parsed input ("Failed to predict data '<frame>'"):
+        # where our codec refused the input, its message (naming the input and the expected type)
+        # replaces all of it, so no body echoes the client's data back.
+        exc.message = str(our_error) if our_error is not None else f"Failed to predict data '{parsed}'. \nError: {exc.message}"
         raise exc from None
     return data, False, parsed
 
