@@ -65,6 +65,7 @@ def test_the_documented_env_var_sets_the_field(name, monkeypatch):
         "compatibility": "compatible",
         "allowed_versions": '["7"]',
         "allowed_aliases": '["blue"]',
+        "device": "cpu",
     }
     raw = values.get(name, candidates.get(type(default), "sqlite:///x.db"))
     for key in list(os.environ):
