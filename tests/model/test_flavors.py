@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,67 +22,12 @@ from mlserver.types import InferenceRequest
 from mlserver_sigaware.errors import InvalidInput
 from mlserver_sigaware.protocols import scoring
 from mlserver_sigaware.protocols.typed.api import predict_typed
+from tests.flavor_zoo import CASES, TEXTS, TENSOR_ROWS, bytes_input
 from tests.served_zoo import load_served
 
 pytestmark = pytest.mark.flavors
 
 JSON = "application/json"
-TEXTS = ["the house is wonderful", "hello world"]
-
-
-def _bytes(name: str, values: list[str]) -> dict:
-    return {"name": name, "shape": [len(values)], "datatype": "BYTES", "data": values}
-
-
-@dataclass
-class Case:
-    """A model's V2 inputs, the same input as MLflow's docs write it, and an /invocations body."""
-
-    v2: list[dict]
-    mlflow: Any
-    invocations: dict
-    params: dict = field(default_factory=dict)
-
-
-_TEXT = Case([_bytes("input-0", TEXTS)], TEXTS, {"inputs": TEXTS})
-_QA = {"question": ["what is green", "who sleeps"], "context": ["the house is green", "the dog slept"]}
-_ZERO_SHOT = {
-    "sequences": ["the house is green", "the house is green"],
-    "candidate_labels": ["house", "river"],
-    "hypothesis_template": ["this is {}", "this is {}"],
-}
-_TENSOR = [[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
-
-CASES: dict[str, Case] = {
-    "text-classification": _TEXT,
-    "token-classification": _TEXT,
-    "fill-mask": Case(
-        [_bytes("input-0", ["the [MASK] is green"])], ["the [MASK] is green"], {"inputs": ["the [MASK] is green"]}
-    ),
-    "question-answering": Case(
-        [_bytes(k, v) for k, v in _QA.items()],
-        [{"question": q, "context": c} for q, c in zip(*_QA.values())],
-        {"inputs": _QA},
-    ),
-    "feature-extraction": Case([_bytes("input-0", TEXTS[:1])], TEXTS[:1], {"inputs": TEXTS[:1]}),
-    "zero-shot": Case(
-        [_bytes(k, v) for k, v in _ZERO_SHOT.items()],
-        {"sequences": "the house is green", "candidate_labels": ["house", "river"], "hypothesis_template": "this is {}"},
-        {"inputs": {"sequences": "the house is green", "candidate_labels": ["house", "river"], "hypothesis_template": "this is {}"}},
-    ),
-    "summarization": _TEXT,
-    "translation": _TEXT,
-    "text2text": _TEXT,
-    "text-generation": _TEXT,
-    "minilm": _TEXT,
-    "pytorch": Case(
-        [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": sum(_TENSOR, [])}],
-        np.asarray(_TENSOR, dtype=np.float32),
-        {"inputs": _TENSOR},
-    ),
-}
-
-
 class Loaded(dict):
     """kind -> (ServedModel, MLflow's pyfunc, MLflow's scoring app client), loaded on first use."""
 
@@ -173,7 +117,7 @@ def test_typed_predict_answers(loaded: Loaded, kind: str) -> None:
     served, pyfunc, _ = loaded[kind]
     case = CASES[kind]
     if kind == "pytorch":
-        records = _TENSOR
+        records = TENSOR_ROWS
     else:
         names = [i["name"] for i in case.v2]
         records = [dict(zip(names, row)) for row in zip(*(i["data"] for i in case.v2))]
@@ -194,7 +138,7 @@ def test_typed_predict_answers(loaded: Loaded, kind: str) -> None:
 def test_generation_params_reach_the_pipeline(loaded: Loaded, kind: str) -> None:
     """``max_new_tokens`` from the params schema changes the answer, as under ``mlflow models serve``."""
     served, pyfunc, _ = loaded[kind]
-    request = [_bytes("input-0", TEXTS[:1])]
+    request = [bytes_input("input-0", TEXTS[:1])]
     short = _outputs(_ours(served, _v2(request, max_new_tokens=1)))
     longer = _outputs(_ours(served, _v2(request, max_new_tokens=6)))
     assert short != longer
