@@ -138,9 +138,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="measurements per server, taken in turns (the machine is noisy): medians reported")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measurement")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--torch-threads", type=int,
+                        help="OMP_NUM_THREADS for every server (torch's intra-op threads; default: torch's own)")
     parser.add_argument("--keep-work", action="store_true")
     args = parser.parse_args(argv)
 
+    if args.torch_threads:
+        # Every server inherits it: the comparison stays like for like.
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     work = Path(tempfile.mkdtemp(prefix="sigaware-flavors-bench-"))
     load = LoadGenerator(args.client, args.connections, work)
     print(f"load: {load.label}; {args.duration:.0f} s per measurement after {args.warmup:.0f} s of warm-up")
@@ -148,7 +153,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         import torch
 
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-        print(f"torch {torch.__version__}; GPUs: {gpus or 'none'}; our device setting: {args.device}")
+        threads = os.environ.get("OMP_NUM_THREADS", f"torch's default, {torch.get_num_threads()} here")
+        print(f"torch {torch.__version__}; GPUs: {gpus or 'none'}; our device setting: {args.device}; "
+              f"torch threads per server: {threads}")
     except ImportError:
         pass
     zoo = flavor_zoo.FlavorZoo(work / "models")
