@@ -15,8 +15,9 @@ import threading
 from contextlib import contextmanager
 from typing import Optional
 
-from ..errors import ModelLoadError, RegistryNotFound
+from ..errors import ModelLoadError, RegistryNotFound, SigawareError
 from ..settings import SigawareSettings, resolve_relative_sqlite
+from .device import load_on_device
 from .location import ModelRef, ResolvedModel
 
 __all__ = ["RegistryClient"]
@@ -42,6 +43,8 @@ class RegistryClient:
             or self.tracking_uri
         )
         self._client = None
+        #: The ``device`` setting, applied to torch-based flavors at load (:mod:`.device`).
+        self.device = cfg.device
 
     @property
     def client(self):
@@ -116,7 +119,7 @@ class RegistryClient:
 
         try:
             if resolved.ref.kind == "local":
-                return mlflow.pyfunc.load_model(resolved.load_uri)
+                return load_on_device(resolved.load_uri, self.device)
             import mlflow.artifacts
 
             with _mlflow_uris(self.tracking_uri, self.registry_uri):
@@ -126,7 +129,9 @@ class RegistryClient:
                     tracking_uri=self.tracking_uri,
                     registry_uri=self.registry_uri,
                 )
-            return mlflow.pyfunc.load_model(local)
+            return load_on_device(local, self.device)
+        except SigawareError:
+            raise
         except MlflowException as exc:
             if _is_not_found(exc):
                 raise RegistryNotFound(f"{resolved.ref.describe}: {exc.message}") from None
