@@ -76,6 +76,17 @@ class SigawareSettings(BaseSettings):
             "always pass the DataFrame."
         ),
     )
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description=(
+            "Where a transformers pipeline, sentence-transformers model or PyTorch module runs: "
+            "`cpu`, `cuda` (the first GPU), `cuda:<n>`, or `auto` (the first GPU when torch sees "
+            "one, else the CPU: MLflow's own default). A GPU that is not there fails the load with "
+            "a message saying what torch sees. Other flavors ignore it. The device in use is "
+            "reported in the model's metadata (`parameters.device`)."
+        ),
+    )
 
     max_loaded_versions: int = Field(
         default=2,

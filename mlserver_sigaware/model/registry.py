@@ -19,6 +19,7 @@ from ..errors import ModelLoadError, RegistryNotFound, RegistryUnavailable, Siga
 from ..settings import SigawareSettings, resolve_relative_sqlite
 from . import registry_http
 from .artifacts import ArtifactCache, Lease, cache_for
+from .device import load_on_device
 from .location import ModelRef, ResolvedModel
 from .registry_health import health_of
 
@@ -56,6 +57,8 @@ class RegistryClient:
         self.health = health_of(self.registry_uri or "(default registry)")
         self.artifacts = cache_for(cfg.artifact_cache_dir)
         self._client = None
+        #: The ``device`` setting, applied to torch-based flavors at load (:mod:`.device`).
+        self.device = cfg.device
 
     @property
     def client(self):
@@ -172,18 +175,17 @@ class RegistryClient:
             return self._load(resolved)
 
     def _load(self, resolved: ResolvedModel) -> tuple[Any, Optional[Lease]]:
-        import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
         lease: Optional[Lease] = None
         try:
             if resolved.ref.kind == "local":
-                return mlflow.pyfunc.load_model(resolved.load_uri), None
+                return load_on_device(resolved.load_uri, self.device), None
             key = ArtifactCache.key_for(
                 resolved.ref.name, resolved.version, f"{self.registry_uri}|{self.tracking_uri}|{resolved.load_uri}"
             )
             lease = self.artifacts.checkout(key, lambda folder: self._download(resolved, folder))
-            return mlflow.pyfunc.load_model(lease.local_path), lease
+            return load_on_device(lease.local_path, self.device), lease
         except SigawareError:
             if lease is not None:
                 lease.release()

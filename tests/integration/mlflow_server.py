@@ -1,85 +1,100 @@
-"""A real ``mlflow server`` process (sqlite backend, proxied artifacts) that tests can stop and restart.
+"""``mlflow models serve --env-manager local``: MLflow's real scoring server, as a reference in tests.
 
-Restarts keep the port and the data, as a registry restarted by its operator does, so an MLServer that
-talks to it sees an outage and then the same registry again.
+Used by test_scoring_parity.py and test_flavors_served.py: the same model folder served by MLflow
+and by us must answer the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import requests
 
-from tests.integration.harness import free_port
+try:  # pytest's default "prepend" import mode puts this folder on sys.path...
+    from harness import free_port
+except ImportError:  # ...unless tests/ and tests/integration/ become packages.
+    from tests.integration.harness import free_port
 
 __all__ = ["MlflowServer"]
 
 
 class MlflowServer:
-    def __init__(self, root: Path, port: int | None = None):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self.log_path = self.root / "server.log"
+    """``mlflow models serve -m <folder> --env-manager local`` in its own process group."""
 
-    def start(self, timeout: float = 120) -> "MlflowServer":
-        mlflow_bin = Path(sys.executable).with_name("mlflow")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    def __init__(self, model: Path, log_path: Path):
+        self.model = model
+        self.log_path = log_path
+        self.port = free_port()
+        self.process: Optional[subprocess.Popen[bytes]] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PYTHONPATH") and not k.startswith("MLSERVER_")
+        }
+        # `mlflow models serve` execs `uvicorn` found on PATH: the one of this environment.
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env["PYTHONUNBUFFERED"] = "1"
+        command = [
+            str(bin_dir / "mlflow"), "models", "serve",
+            "-m", str(self.model), "--env-manager", "local",
+            "-p", str(self.port), "-h", "127.0.0.1",
+        ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-                 "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-                 "--artifacts-destination", str(self.root / "artifacts")],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.root,
+                command,
+                env=env,
+                cwd=self.log_path.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log_path.read_text()[-3000:])
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("mlflow server did not start")
 
-    def stop(self, crash: bool = False) -> None:
-        """Stop the whole server (its workers too) and wait until it is gone; ``crash``: SIGKILL at once
-        (an outage as a crash or a lost node causes it, and no graceful shutdown to wait for)."""
+    def wait_ready(self, deadline: float) -> None:
+        assert self.process is not None
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow models serve exited ({self.process.returncode}):\n{self._tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow models serve not ready in time:\n{self._tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
         if self.process is None:
             return
+        pgid = self.process.pid  # start_new_session: the CLI leads the group, uvicorn is in it
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
         try:
-            os.killpg(self.process.pid, signal.SIGKILL if crash else signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # workers of the group may outlive the leader briefly
-            try:
-                os.killpg(self.process.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                break
-            time.sleep(0.05)
-        else:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
         self.process = None
 
-    def __enter__(self) -> "MlflowServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop(crash=True)  # its data is a test's temporary folder: no graceful shutdown to wait for (~15 s)
+    def _tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""

@@ -36,7 +36,7 @@ from tritonclient.utils import InferenceServerException
 from tests import zoo
 from tests.integration.harness import MLServerProcess, free_port, write_model_settings
 from tests.integration.loadgen import Load
-from tests.integration.mlflow_server import MlflowServer
+from tests.integration.registry_server import RegistryServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -94,7 +94,7 @@ def registry(mlflow_registry):
         mlflow_registry.start()
 
 
-def fresh_model(registry: MlflowServer, name: str, *langs: str, alias_first: str | None = "champion") -> list[str]:
+def fresh_model(registry: RegistryServer, name: str, *langs: str, alias_first: str | None = "champion") -> list[str]:
     """Register ``name`` once per language (the first one under ``alias_first``); versions returned."""
     versions = []
     for i, lang in enumerate(langs):
