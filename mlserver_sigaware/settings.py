@@ -15,6 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLSERVER_SIGAWARE_"
 
+#: Key of ``parameters.extra`` that marks a per-version instance listed by ``MlflowRegistryRepository``
+#: and names the registry version it serves. It is internal (not a setting): ``parameters.version``
+#: cannot carry that meaning, because platforms set it for their own purposes (Seldon Core v2's agent
+#: writes ``"1"``, Seldon Core v1 ``MLSERVER_MODEL_VERSION=v1``).
+VERSION_INSTANCE_KEY = "sigaware_version_instance"
+
 
 class SigawareSettings(BaseSettings):
     """Per-model settings of :class:`mlserver_sigaware.SignatureAwareRuntime`."""
@@ -27,6 +33,16 @@ class SigawareSettings(BaseSettings):
             "MLflow tracking URI used to resolve `runs:/` and `models:/` URIs. Defaults to the usual "
             "`MLFLOW_TRACKING_URI`. A relative sqlite path (`sqlite:///mlflow.db`) is resolved against "
             "the folder holding model-settings.json, so a model folder can ship next to its registry."
+        ),
+    )
+    model_uri: Optional[str] = Field(
+        default=None,
+        description=(
+            "What to serve, when it must not live in `parameters.uri`: a registry reference "
+            "(`models:/name@alias`, `models:/name/3`, `models:/name`) or any location `parameters.uri` "
+            "accepts. It wins over `parameters.uri`, which platforms rewrite (Seldon Core v2's agent "
+            "owns model-settings.json; KServe and Seldon Core v1 set `MLSERVER_MODEL_URI` to the "
+            "artifact folder): put the registry reference here, or in `MLSERVER_SIGAWARE_MODEL_URI`."
         ),
     )
     registry_uri: Optional[str] = Field(
@@ -109,7 +125,8 @@ class SigawareSettings(BaseSettings):
     @classmethod
     def from_extra(cls, extra: Optional[dict[str, Any]]) -> "SigawareSettings":
         """Build from model-settings' ``parameters.extra``, where unknown keys are a user's typo."""
-        return cls(**(extra or {}))
+        values = {k: v for k, v in (extra or {}).items() if k != VERSION_INSTANCE_KEY}
+        return cls(**values)
 
 
 def resolve_relative_sqlite(uri: Optional[str], base_dir: Optional[str]) -> Optional[str]:
