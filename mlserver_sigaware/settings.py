@@ -38,11 +38,12 @@ class SigawareSettings(BaseSettings):
     model_uri: Optional[str] = Field(
         default=None,
         description=(
-            "What to serve, when it must not live in `parameters.uri`: a registry reference "
-            "(`models:/name@alias`, `models:/name/3`, `models:/name`) or any location `parameters.uri` "
-            "accepts. It wins over `parameters.uri`, which platforms rewrite (Seldon Core v2's agent "
-            "owns model-settings.json; KServe and Seldon Core v1 set `MLSERVER_MODEL_URI` to the "
-            "artifact folder): put the registry reference here, or in `MLSERVER_SIGAWARE_MODEL_URI`."
+            "What to serve, kept apart from `parameters.uri`: a registry reference (`models:/name@alias`, "
+            "`models:/name/3`, `models:/name`) or any location `parameters.uri` accepts; it wins over "
+            "`parameters.uri`. Seldon Core v2's agent rewrites model-settings.json (the model's name, "
+            "`parameters.version`) but keeps `parameters.extra` and adds a Model's `spec.parameters` to it, "
+            "so a Seldon Model names its registry version here. As an environment variable it applies "
+            "to every model of the server."
         ),
     )
     registry_uri: Optional[str] = Field(
