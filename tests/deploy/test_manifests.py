@@ -9,6 +9,7 @@ whose schema is in neither is skipped, with that reason (a clone without ``../sh
 from __future__ import annotations
 
 import copy
+import textwrap
 from typing import Any, Callable
 
 import pytest
@@ -159,3 +160,21 @@ RULE_MISTAKES = [
 def test_cross_resource_rules_catch_the_mistake(kind, name, path, value, rules, message):
     problems = rules(_mutated(kind, name, path, value))
     assert any(message in p for p in problems), problems
+
+
+def _excerpts() -> list:
+    from tests.docs.mdblocks import blocks
+
+    page = k8s.REPO / "docs" / "kubernetes.md"
+    return [b for b in blocks(page) if b.lang == "yaml"]
+
+
+@pytest.mark.parametrize("block", _excerpts(), ids=lambda b: b.id)
+def test_docs_show_the_deploy_files_verbatim(block):
+    """Each YAML block of docs/kubernetes.md names its file on its first line and is a slice of it."""
+    first, *lines = block.text.strip("\n").splitlines()
+    assert first.startswith("# deploy/"), f"{block.id}: name the deploy/ file on the first line"
+    source = (k8s.REPO / first[2:].strip()).read_text().splitlines()
+    shown = textwrap.dedent("\n".join(lines))
+    assert any(textwrap.dedent("\n".join(source[i:i + len(lines)])) == shown for i in range(len(source))), \
+        f"{block.id}: not a slice of {first[2:]}"
