@@ -1,8 +1,12 @@
-"""The runtime's configuration: ``parameters.extra`` of model-settings.json, overridable by env vars.
+"""The runtime's configuration: two classes, every field documented (the docs' reference is generated here).
 
-Every field can be set in ``model-settings.json`` under ``parameters.extra`` or through an environment
-variable named ``MLSERVER_SIGAWARE_<FIELD>`` (e.g. ``MLSERVER_SIGAWARE_TRACKING_URI``); values in
-model-settings.json win, because they are specific to one model while env vars are process-wide.
+* :class:`SigawareSettings`, per model: ``parameters.extra`` of model-settings.json, or an environment
+  variable named ``MLSERVER_SIGAWARE_<FIELD>`` (e.g. ``MLSERVER_SIGAWARE_TRACKING_URI``); values in
+  model-settings.json win, because they are specific to one model while env vars are process-wide.
+* :class:`ServerSettings`, server-wide: environment variables only (``MLSERVER_SIGAWARE_MAX_BODY_BYTES``...).
+  Request limits apply before any model is known (a body is refused before it is read, whichever route
+  it is for), and log settings to every line of the process, so they cannot belong to one model's
+  settings: they are read once per process from the server's environment.
 """
 
 from __future__ import annotations
@@ -122,12 +126,113 @@ class SigawareSettings(BaseSettings):
         default=None,
         description="If set, requests may select only these aliases (others: 403).",
     )
+    invocations_stack_trace: bool = Field(
+        default=False,
+        description=(
+            "Include MLflow's `stack_trace` field (a Python traceback) in `/invocations` error bodies "
+            "where `mlflow models serve` includes one (a model exception, a CSV or Parquet parse "
+            "error). Off by default: a traceback in a response body shows a server's internals to "
+            "any client. Turn it on only for clients that need MLflow's exact body."
+        ),
+    )
 
     @classmethod
     def from_extra(cls, extra: Optional[dict[str, Any]]) -> "SigawareSettings":
         """Build from model-settings' ``parameters.extra``, where unknown keys are a user's typo."""
         values = {k: v for k, v in (extra or {}).items() if k != VERSION_INSTANCE_KEY}
+        server_wide = sorted(set(values) & set(ServerSettings.model_fields))
+        if server_wide:
+            raise ValueError(
+                f"{', '.join(server_wide)}: server-wide setting{'s' if len(server_wide) > 1 else ''}, "
+                f"not per model; set {', '.join(ENV_PREFIX + k.upper() for k in server_wide)} in the "
+                f"server's environment instead of parameters.extra"
+            )
         return cls(**values)
+
+
+MiB = 1024 * 1024
+
+
+class ServerSettings(BaseSettings):
+    """Server-wide settings of mlserver-sigaware: environment variables ``MLSERVER_SIGAWARE_<FIELD>`` only.
+
+    Read once per process (:func:`server_settings`). They take effect when the package is imported:
+    at startup when settings.json names ``mlserver_sigaware.MlflowRegistryRepository``, else when the
+    first model of this runtime loads (a request that arrives before is MLServer's alone).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", protected_namespaces=())
+
+    max_body_bytes: int = Field(
+        default=32 * MiB,
+        ge=1,
+        description=(
+            "Largest request body accepted on every REST route, in bytes, as sent (compressed or not). "
+            "A larger `Content-Length` is answered 413 before the body is read; a chunked body is "
+            "answered 413 as soon as it grows past the limit. A JSON request's peak memory is up to "
+            "~16x its size (docs/limits-and-errors.md), so the default bounds one request near 0.5 GiB. "
+            "gRPC messages are bounded by MLServer's own `grpc_max_message_length` (settings.json; "
+            "gRPC's default is 4 MiB)."
+        ),
+    )
+    max_decompressed_bytes: int = Field(
+        default=32 * MiB,
+        ge=1,
+        description=(
+            "Largest body after `Content-Encoding: gzip` / `deflate` decoding, in bytes: decoding stops "
+            "and the request is answered 413 as soon as it inflates past the limit."
+        ),
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=2,
+        description=(
+            "Deepest nesting of arrays and objects accepted in a JSON body (a V2 body of a rank-2 tensor "
+            "is 5 deep). Deeper bodies are answered 400 before they are parsed."
+        ),
+    )
+    max_request_id_length: int = Field(
+        default=256,
+        ge=1,
+        description=(
+            "Longest V2 request `id` accepted (REST and gRPC). MLServer echoes the id into the "
+            "`Ce-Id` / `Ce-Requestid` response headers: a longer id, or one with characters a header "
+            "cannot carry (outside printable ASCII), is answered 400 naming `id`."
+        ),
+    )
+    rejected_log_level: Literal["info", "warning", "off"] = Field(
+        default="info",
+        description=(
+            "Level of the one line logged per rejected request (a 4xx: status, route, model, version, "
+            "reason); `off` logs none. A model failure (500) is logged at ERROR with its traceback, once."
+        ),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "`json` writes the server's log lines (MLServer's, its workers', uvicorn's, ours) as one JSON "
+            "object each, with `time`, `level`, `logger`, `message`, the `model` when known, a "
+            "`traceback` when there is one, and the `request_id` (the `x-request-id` header, else one "
+            "generated per request) for lines about a REST request."
+        ),
+    )
+
+
+_SERVER_SETTINGS: Optional[ServerSettings] = None
+
+
+def server_settings() -> ServerSettings:
+    """The process's :class:`ServerSettings`, read from the environment on first use."""
+    global _SERVER_SETTINGS
+    if _SERVER_SETTINGS is None:
+        _SERVER_SETTINGS = ServerSettings()
+    return _SERVER_SETTINGS
+
+
+def reset_server_settings() -> None:
+    """Forget the cached :class:`ServerSettings` (tests that change the environment)."""
+    global _SERVER_SETTINGS
+    _SERVER_SETTINGS = None
 
 
 def resolve_relative_sqlite(uri: Optional[str], base_dir: Optional[str]) -> Optional[str]:

@@ -18,7 +18,7 @@ ROOT = "mlserver_sigaware"
 
 #: Lowest first. A module may import modules of its own layer or of the layers before it.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "settings", "metrics", "demo"),
+    ("errors", "settings", "logs", "metrics", "demo"),
     ("signature", "_patches"),
     ("codec",),
     ("model",),

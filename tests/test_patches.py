@@ -1,4 +1,5 @@
-"""MLServer 1.7.1 fixes: errors raised in a worker keep their status and message across the pipe."""
+"""MLServer 1.7.1 fixes (``mlserver_sigaware/_patches/``), each alone; the integration tests
+(``tests/integration/test_hostile_input.py``) show them in a real server."""
 
 from __future__ import annotations
 
@@ -69,3 +70,256 @@ def test_fixes_apply_only_to_the_mlserver_release_they_were_written_for(monkeypa
     monkeypatch.setattr(mlserver, "__version__", _patches.FIXED_FOR)
     _patches.apply()
     assert applied == ["worker_errors", "validation_errors"]
+
+
+# ------------------------------------------------------------------------- issue 12: hostile input
+
+import json  # noqa: E402
+import logging  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mlserver_sigaware._patches import grpc_raw_contents, quiet_logs, request_ids  # noqa: E402
+from mlserver_sigaware._patches.request_limits import RequestLimits, json_depth  # noqa: E402
+from mlserver_sigaware.settings import ServerSettings  # noqa: E402
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(alphabet='[]{}"\\ab\n\u00e9'),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(alphabet='[]{}"\\k'), children, max_size=4),
+    max_leaves=40,
+)
+
+
+def _depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES, st.booleans())
+def test_json_depth_counts_what_a_parser_would(value, ascii_only) -> None:
+    """Brackets and quotes inside strings (escaped or not) do not count; the depth is exact."""
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    assert json_depth(body, 1000) == _depth(value)
+
+
+def test_json_depth_stops_early_on_deep_bodies() -> None:
+    body = b"[" * 5_000_000 + b"]" * 5_000_000
+    assert 32 < json_depth(body, 32) <= 5_000_000
+    assert json_depth(b'{"a": [[[1]]], "b": "[[[[[[[[[[[[[[[["}', 3) == 4
+
+
+def _asgi_call(app, body: bytes, headers: list[tuple[bytes, bytes]], path: str = "/v2/models/m/infer"):
+    import asyncio
+
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    asyncio.run(app(scope, receive, send))
+    status = sent[0]["status"]
+    return status, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_request_limits_middleware_in_process() -> None:
+    """The middleware alone: what reaches the application, and what never does."""
+    import gzip
+
+    seen: list[tuple[bytes, list]] = []
+
+    async def app(scope, receive, send):
+        message = await receive()
+        seen.append((message["body"], scope["headers"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limits = RequestLimits(app, ServerSettings(max_body_bytes=100, max_decompressed_bytes=200, max_json_depth=3))
+    ok = b'{"a": [[1]]}'
+    assert _asgi_call(limits, ok, [(b"content-length", b"12")]) == (200, b"ok")
+    status, body = _asgi_call(limits, gzip.compress(ok), [(b"content-length", b"32"), (b"content-encoding", b"gzip")])
+    assert status == 200 and seen[-1][0] == ok and (b"content-encoding", b"gzip") not in seen[-1][1]
+    count = len(seen)
+    for headers, payload, want in [
+        ([(b"content-length", b"101")], b"x" * 101, 413),
+        ([(b"transfer-encoding", b"chunked")], b"x" * 101, 413),
+        ([(b"content-length", b"60"), (b"content-encoding", b"gzip")], gzip.compress(b" " * 201), 413),
+        ([(b"content-length", b"2"), (b"content-encoding", b"gzip")], b"{}", 400),
+        ([(b"content-length", b"2"), (b"content-encoding", b"zstd")], b"{}", 415),
+        ([(b"content-length", b"11")], b"[[[[1]]]]", 400),
+    ]:
+        status, body = _asgi_call(limits, payload, headers)
+        assert status == want, (headers, body)
+        assert set(json.loads(body)) == {"error"}
+    assert len(seen) == count  # none of them reached the application
+    status, body = _asgi_call(limits, b"[[[[1]]]]", [(b"content-length", b"9")], path="/invocations")
+    assert status == 400 and json.loads(body)["error_code"] == "BAD_REQUEST"  # MLflow's shape there
+    csv = b"[[[[[[[[a\n1"
+    assert _asgi_call(limits, csv, [(b"content-length", b"11"), (b"content-type", b"text/csv")])[0] == 200
+
+
+def test_request_limits_middleware_sends_no_traceback() -> None:
+    async def broken(scope, receive, send):
+        raise RuntimeError("a bug of ours")
+
+    status, body = _asgi_call(RequestLimits(broken, ServerSettings()), b"", [])
+    assert (status, json.loads(body)) == (500, {"error": "internal error"})
+
+
+def test_request_ids_are_refused_when_no_header_can_carry_them(monkeypatch) -> None:
+    from mlserver_sigaware.errors import InvalidInput
+    from mlserver_sigaware.settings import reset_server_settings
+
+    monkeypatch.setenv("MLSERVER_SIGAWARE_MAX_REQUEST_ID_LENGTH", "8")
+    reset_server_settings()
+    try:
+        request_ids.check_request_id(None)
+        request_ids.check_request_id("abc-123_")
+        for bad in ("abcdefghi", "a\r\nb", "\u00e9"):
+            with pytest.raises(InvalidInput, match="^id: "):
+                request_ids.check_request_id(bad)
+    finally:
+        monkeypatch.delenv("MLSERVER_SIGAWARE_MAX_REQUEST_ID_LENGTH")
+        reset_server_settings()
+
+
+def test_raw_contents_are_checked_against_their_inputs() -> None:
+    import struct
+
+    from mlserver.types import RequestInput
+
+    from mlserver_sigaware.errors import InvalidInput
+
+    def elem(datatype, shape):
+        return RequestInput.model_construct(name="x", datatype=datatype, shape=shape, data=[])
+
+    grpc_raw_contents.check_raw_contents([elem("FP32", [2])], [struct.pack("<2f", 1, 2)])
+    grpc_raw_contents.check_raw_contents([elem("BYTES", [2])], [b"\x01\x00\x00\x00a\x00\x00\x00\x00"])
+    for inputs, raw, needle in [
+        ([elem("FP32", [2])], [b"\x00" * 7], "has 7 bytes, shape [2] of FP32 needs 8"),
+        ([elem("FP32", [2])], [], "0 buffers for 1 input"),
+        ([elem("INT64", [1])], [b"\x00" * 8, b""], "2 buffers for 1 input"),
+        ([elem("BYTES", [2])], [b"\x01\x00\x00\x00a"], "holds 1 BYTES element, shape [2] needs 2"),
+        ([elem("BYTES", [1])], [b"\x09\x00\x00\x00a"], "element 0 needs 9 bytes"),
+        ([elem("BYTES", [1])], [b"\x01\x00"], "length prefix is cut off"),
+        ([elem("FP32", [-1])], [b""], "non-negative"),
+    ]:
+        with pytest.raises(InvalidInput, match=re.escape(needle)):
+            grpc_raw_contents.check_raw_contents(inputs, raw)
+
+
+import re  # noqa: E402
+
+
+def test_refused_grpc_calls_are_one_line_and_worker_tracebacks_of_our_errors_are_dropped(caplog) -> None:
+    import asyncio
+
+    from mlserver.errors import MLServerError
+    from mlserver.grpc.servicers import InferenceServicer
+
+    from mlserver_sigaware.errors import InvalidInput
+
+    cells = [c for c in InferenceServicer.ModelInfer.__closure__ if callable(c.cell_contents)]
+    assert getattr(cells[0].cell_contents, "_sigaware_logged", False)  # our wrapper sits inside MLServer's
+
+    class Request:
+        model_name, model_version, raw_input_contents = "wine", "3", []
+
+    class Context:
+        def invocation_metadata(self):
+            return ()
+
+        async def abort(self, code, details):
+            raise RuntimeError(f"aborted {code} {details}")
+
+    class Plane:
+        async def infer(self, **kwargs):
+            raise InvalidInput("input 'x': bad")
+
+    servicer = InferenceServicer.__new__(InferenceServicer)
+    servicer._data_plane = Plane()
+    servicer._InsertHeaders = lambda request, context: None
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(RuntimeError, match="aborted StatusCode.INVALID_ARGUMENT input 'x': bad"):
+            asyncio.run(InferenceServicer.ModelInfer(servicer, Request(), Context()))
+    lines = [r for r in caplog.records if r.name.startswith("mlserver")]
+    assert [r.getMessage() for r in lines if r.name == "mlserver.sigaware.requests"] == [
+        "rejected 400 gRPC ModelInfer model=wine version=3: input 'x': bad"
+    ]
+    assert not any(r.exc_info for r in lines), [r.getMessage() for r in lines]
+
+    worker = logging.getLogger("mlserver.parallel")
+    for exc, kept in ((InvalidInput("bad"), False), (MLServerError("theirs"), True), (ValueError("bug"), True)):
+        record = worker.makeRecord("mlserver.parallel", logging.ERROR, __file__, 1, "worker", (), (type(exc), exc, None))
+        assert all(f.filter(record) for f in worker.filters) is kept
+    assert quiet_logs.wrap_servicer(InferenceServicer) == []  # applied once
+
+
+def test_json_log_lines_are_json_whatever_the_message() -> None:
+    from mlserver_sigaware.logs import REQUEST_ID, JsonFormatter, RequestId
+
+    token = REQUEST_ID.set(RequestId("r-1"))
+    try:
+        try:
+            raise ValueError('a "quoted"\nmessage')
+        except ValueError as exc:
+            record = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, 'said: "%s"', (exc,),
+                                                       (ValueError, exc, exc.__traceback__))
+        doc = json.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    assert doc["message"] == 'said: "a "quoted"\nmessage"' and doc["request_id"] == "r-1"
+    assert doc["level"] == "ERROR" and "ValueError" in doc["traceback"]
+
+
+def test_server_wide_settings_are_refused_in_parameters_extra() -> None:
+    from mlserver_sigaware.settings import SigawareSettings
+
+    with pytest.raises(ValueError, match="max_body_bytes: server-wide setting.*MLSERVER_SIGAWARE_MAX_BODY_BYTES"):
+        SigawareSettings.from_extra({"max_body_bytes": 10})
+    assert ServerSettings().max_body_bytes == 32 * 1024 * 1024
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=3), st.integers(1, 5000), st.integers(0, 200_000))
+def test_gzip_is_decoded_incrementally_whatever_the_chunking(members, step, spaces) -> None:
+    """Several gzip members, any network chunking, output drained in 1 MiB steps: exactly gzip's answer."""
+    import gzip
+
+    from mlserver_sigaware._patches.request_limits import _Decoder
+
+    members = [m + b" " * spaces for m in members]
+    body = b"".join(gzip.compress(m) for m in members)
+    decoder = _Decoder("gzip", 10**8)
+    out = b"".join(decoder.feed(body[i : i + step]) for i in range(0, len(body), step))
+    decoder.finish()
+    assert out == b"".join(members) == gzip.decompress(body)
+
+
+def test_rejected_log_level_setting(monkeypatch, caplog) -> None:
+    from mlserver_sigaware import logs
+    from mlserver_sigaware.settings import reset_server_settings
+
+    try:
+        for level, expected in (("warning", [logging.WARNING]), ("off", []), ("info", [logging.INFO])):
+            monkeypatch.setenv("MLSERVER_SIGAWARE_REJECTED_LOG_LEVEL", level)
+            reset_server_settings()
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG, logger="mlserver.sigaware.requests"):
+                logs.log_rejected(400, "POST /x", "m", None, "bad\n  input")
+            assert [r.levelno for r in caplog.records] == expected
+            if expected:
+                assert caplog.records[0].getMessage() == "rejected 400 POST /x model=m version=-: bad input"
+    finally:
+        monkeypatch.delenv("MLSERVER_SIGAWARE_REJECTED_LOG_LEVEL")
+        reset_server_settings()

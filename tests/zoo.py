@@ -368,6 +368,30 @@ def build_failing(dest: Path) -> Path:
     return _save_pyfunc(dest, FailingModel(), FAILING_SIGNATURE)
 
 
+# --------------------------------------------------------------------------------------- lossy
+
+
+class LossyModel(PythonModel):
+    """``x`` double in; returns it as ``y``, which its signature promises as a ``long``."""
+
+    def predict(
+        self,
+        context: PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Return ``x`` unchanged as ``y`` (5.48 for a ``long``: a broken promise)."""
+        return pd.DataFrame({"y": model_input["x"].astype("float64").to_numpy()})
+
+
+LOSSY_SIGNATURE = ModelSignature(inputs=Schema([ColSpec("double", "x")]), outputs=Schema([ColSpec("long", "y")]))
+
+
+def build_lossy(dest: Path) -> Path:
+    """A model whose output does not always fit its signature's ``long``; see :class:`LossyModel`."""
+    return _save_pyfunc(dest, LossyModel(), LOSSY_SIGNATURE)
+
+
 # ------------------------------------------------------------------------------- no_signature
 
 
@@ -464,6 +488,7 @@ BUILDERS: dict[str, Builder] = {
     "params": build_params,
     "text": build_text,
     "failing": build_failing,
+    "lossy": build_lossy,
     "no_signature": build_no_signature,
     "composite": build_composite,
     "broken": build_broken,

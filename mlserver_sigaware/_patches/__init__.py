@@ -1,12 +1,23 @@
 """Fixes for MLServer 1.7.1 bugs that users hit through this runtime, applied on import.
 
 MLServer has had no release since 1.7.1 (June 2025), so we fix what we need on our side, one module per
-fix, each with a test (``tests/test_patches.py``) that fails without it:
+fix, each with a test (``tests/test_patches.py``, ``tests/integration/test_hostile_input.py``) that fails
+without it:
 
 * :mod:`.worker_errors`: errors raised in an inference worker keep their status (every 400/404 raised
   with ``parallel_workers`` >= 1 was a 500) and our messages lose the ``module.Class:`` prefix;
-* :mod:`.validation_errors`: a V2 body that fails validation is a 400 naming the field, not FastAPI's
-  bare 422.
+* :mod:`.validation_errors`: a V2 body that fails validation (or is not JSON) is a 400 naming the field,
+  not FastAPI's bare 422;
+* :mod:`.rest_app`: our REST middleware and exception handlers reach MLServer's app even when this
+  package is imported after the app was built (a plain ``mlserver start``);
+* :mod:`.request_limits`: request bodies are bounded (size, decompressed size, JSON depth), bad
+  ``Content-Encoding`` is a 4xx, no exception reaches Starlette's traceback page, one log line per
+  refused request;
+* :mod:`.request_ids`: a V2 request ``id`` no response header can carry is a 400, not a broken response;
+* :mod:`.grpc_raw_contents`: gRPC ``raw_input_contents`` that do not fit their inputs are
+  ``INVALID_ARGUMENT``, not ``INTERNAL``;
+* :mod:`.quiet_logs`: a refused gRPC call or worker call is one log line, not a traceback;
+* :mod:`.json_logs`: ``MLSERVER_SIGAWARE_LOG_FORMAT=json`` makes MLServer's log lines valid JSON.
 
 Each fix is guarded by the MLServer version it was written for (:data:`FIXED_FOR`): on another
 version the fixes are not applied and a warning says so, rather than patching code that may have changed.
@@ -16,12 +27,31 @@ from __future__ import annotations
 
 import logging
 
-from . import validation_errors, worker_errors
+from . import (
+    grpc_raw_contents,
+    json_logs,
+    quiet_logs,
+    request_ids,
+    rest_app,
+    validation_errors,
+    worker_errors,
+)
 
-__all__ = ["FIXED_FOR", "apply", "applies_to_installed_mlserver"]
+__all__ = ["FIXED_FOR", "FIXES", "apply", "applies_to_installed_mlserver"]
 
 #: The MLServer release these fixes were written and tested against.
 FIXED_FOR = "1.7.1"
+
+#: Every fix, in the order :func:`apply` applies them.
+FIXES = (
+    worker_errors,
+    validation_errors,
+    rest_app,
+    request_ids,
+    grpc_raw_contents,
+    quiet_logs,
+    json_logs,
+)
 
 logger = logging.getLogger("mlserver.sigaware")
 
@@ -42,5 +72,5 @@ def apply() -> None:
             FIXED_FOR,
         )
         return
-    worker_errors.apply()
-    validation_errors.apply()
+    for fix in FIXES:
+        fix.apply()

@@ -7,7 +7,7 @@ from every other bad input. We answer 400 ``{"error": "inputs[0].datatype: ..."}
 
 from __future__ import annotations
 
-__all__ = ["apply", "format_validation_error"]
+__all__ = ["apply", "format_validation_error", "validation_error_handler"]
 
 
 def format_validation_error(exc) -> str:
@@ -18,11 +18,15 @@ def format_validation_error(exc) -> str:
         path = "body" if loc and loc[0].isdigit() else ""
         for p in loc:
             path += f"[{p}]" if p.isdigit() else (f".{p}" if path else p)
-        parts.append(f"{path or 'body'}: {err.get('msg', 'invalid')}")
+        message = err.get("msg", "invalid")
+        detail = (err.get("ctx") or {}).get("error")
+        if err.get("type") == "json_invalid" and detail:
+            message = f"request body is not valid JSON: {detail}"
+        parts.append(f"{path or 'body'}: {message}")
     return "; ".join(parts) or "invalid request body"
 
 
-async def _validation_error_handler(request, exc):
+async def validation_error_handler(request, exc):
     from mlserver.rest.errors import APIErrorResponse
     from mlserver.rest.responses import Response
 
@@ -37,4 +41,4 @@ def apply() -> None:
     from fastapi.exceptions import RequestValidationError
     from mlserver.rest import errors as rest_errors
 
-    rest_errors._EXCEPTION_HANDLERS.setdefault(RequestValidationError, _validation_error_handler)
+    rest_errors._EXCEPTION_HANDLERS.setdefault(RequestValidationError, validation_error_handler)

@@ -30,7 +30,40 @@ from .values import (
     plain_floats,
 )
 
-__all__ = ["RequestDecoder"]
+__all__ = ["RequestDecoder", "first_null", "null_message"]
+
+
+def first_null(column: Any) -> Optional[int]:
+    """Row of the first missing value (``None``, NaN, ``pd.NA``, ``NaT``) of a decoded column, else ``None``.
+
+    MLflow's rule for what a required column is: one whose training data had no missing value
+    (``infer_signature`` marks a column with any null or NaN ``required=False``; Spark reads a
+    required column as ``nullable=False``). A NaN in a float column counts, as it does for MLflow.
+    """
+    if isinstance(column, np.ndarray):
+        if column.dtype.kind == "f":
+            found = np.flatnonzero(np.isnan(column))
+            return int(found[0]) if found.size else None
+        if column.dtype.kind != "O":
+            return None
+        column = column.tolist()
+    if isinstance(column, list):  # text, binary, composite values: only None is missing (C-speed check)
+        try:
+            return column.index(None) if None in column else None
+        except ValueError:  # elements whose == is elementwise (arrays): look one by one
+            return next((i for i, value in enumerate(column) if value is None), None)
+    missing = np.asarray(pd.isna(column))
+    found = np.flatnonzero(missing)
+    return int(found[0]) if found.size else None
+
+
+def null_message(spec: FieldSpec, row: int) -> str:
+    """The 400 for a null in a required column: where it is, and how a model accepts one."""
+    return (
+        f"input '{spec.name}': null at row {row}, but '{spec.name}' is a required {spec.type_label} "
+        f"column; send a value, or mark the column optional in the model's signature "
+        f"(required=False) to accept missing values"
+    )
 
 #: Up to this many values (rows x columns), :meth:`RequestDecoder._uniform_frame` joins the columns'
 #: lists and converts them at once; above, it converts each column into its row of the block.
@@ -45,10 +78,14 @@ class RequestDecoder:
         inputs: SchemaPlan,
         params_schema: Optional[ParamSchema] = None,
         unknown_inputs: str = "error",
+        refuse_nulls: bool = True,
     ):
         self.plan = inputs
         self.params_schema = params_schema
         self.unknown_inputs = unknown_inputs
+        #: Whether a null (or NaN) in a required column is a 400 (V2, gRPC, the typed API), or passed on
+        #: as MLflow's scoring server passes it (``/invocations``). See :func:`first_null`.
+        self.refuse_nulls = refuse_nulls
         self._param_specs = {p.name: p for p in params_schema.params} if params_schema else {}
         self._index_cache: dict[tuple[str, ...], pd.Index] = {}
         #: The one float dtype of an all-float signature (the common tabular case), else ``None``.
@@ -56,6 +93,10 @@ class RequestDecoder:
         #: That signature's column names, in its order.
         self.uniform_names = tuple(f.name for f in inputs.fields)
         self._uniform_columns = pd.Index(self.uniform_names, dtype=object)
+        #: Rows of the uniform block (columns, in signature order) that may not hold a NaN.
+        self._uniform_required = np.array(
+            [i for i, f in enumerate(inputs.fields) if f.required and not f.is_tensor], dtype=np.intp
+        )
 
     # The request-level `parameters.content_type` a client may send to force a container.
     _FORCED = {"pd": Layout.COLUMNS, "np": Layout.TENSOR, "dict": Layout.TENSORS}
@@ -155,6 +196,10 @@ class RequestDecoder:
                 )
             column_name = spec.name if spec is not None else inp.name
             col = decode_column(inp, spec, values)
+            if self.refuse_nulls and spec is not None and spec.required and not spec.is_tensor:
+                row = first_null(col)
+                if row is not None:
+                    raise InvalidInput(null_message(spec, row))
             if isinstance(col, list) and (composite or (spec is not None and spec.mlflow_type is DataType.binary)):
                 col = pd.Series(col, dtype=object)
             columns[column_name] = col
@@ -215,7 +260,10 @@ class RequestDecoder:
             return None
         if block.dtype.kind not in NUMERIC_KINDS:  # e.g. an int beyond 64 bits: object
             return None
-        return self.uniform_frame(block.reshape(width, rows))
+        block = block.reshape(width, rows)
+        if self._has_refused_nan(block):
+            return None
+        return self.uniform_frame(block)
 
     def _large_uniform_frame(
         self, seen: dict[str, RequestInput], columns: list[list], rows: int
@@ -227,7 +275,16 @@ class RequestDecoder:
         for row, values in zip(block, columns):
             if plain_floats(values, out=row) is None:
                 return None
+        if self._has_refused_nan(block):
+            return None
         return self.uniform_frame(block)
+
+    def _has_refused_nan(self, block: np.ndarray) -> bool:
+        """Whether a required column of the uniform block holds a NaN (the general path names it)."""
+        if not self.refuse_nulls or not self._uniform_required.size or block.dtype.kind != "f":
+            return False
+        rows = block if self._uniform_required.size == len(block) else block[self._uniform_required]
+        return bool(np.isnan(rows).any())
 
     def uniform_frame(self, block: np.ndarray) -> pd.DataFrame:
         """The model's DataFrame over ``block``: numbers of shape ``(columns, rows)`` in signature order."""

@@ -159,6 +159,50 @@ def _null_list(arr: Any, kind: str) -> list:
     return [None if v is pd.NA else (bool(v) if kind == "b" else int(v)) for v in arr]
 
 
+def _first_misfit(arr: np.ndarray, target: np.dtype) -> Optional[Any]:
+    """A value of ``arr`` that ``target`` cannot hold without changing it, else ``None``.
+
+    Lossless means: an integer or boolean type gets only values it holds exactly (``5.0`` for a
+    ``long`` is fine, ``5.48`` is not; NaN fits no integer; only 0 and 1 fit a boolean); a float type gets
+    any number that does not overflow it (rounding to its precision is how floats work, and is not
+    counted: a ``float`` output of a float64 model is the rule, not a fault).
+    """
+    kind, want = arr.dtype.kind, target.kind
+    if arr.dtype == target or arr.size == 0:
+        return None
+    flat = arr.ravel()
+    if want == "b":
+        bad = ~np.isin(flat, (0, 1))
+    elif want in "iu":
+        if kind == "b":
+            return None
+        info = np.iinfo(target)
+        if kind == "f":
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(flat) | (np.floor(flat) != flat) | (flat < info.min) | (flat > info.max)
+        else:
+            bad = (flat < info.min) | (flat > info.max)
+    elif want == "f" and kind == "f":
+        with np.errstate(over="ignore"):
+            bad = np.isfinite(flat) & ~np.isfinite(flat.astype(target))
+    else:  # integers and booleans into a float type
+        return None
+    found = np.flatnonzero(bad)
+    return flat[found[0]].item() if found.size else None
+
+
+def _check_fits(arr: np.ndarray, target: np.dtype, spec: FieldSpec) -> None:
+    """500 naming the output when the model's values do not fit the signature's type losslessly
+    (the documented choice: never change an answer silently, on V2, gRPC and the typed API alike)."""
+    bad = _first_misfit(arr, target)
+    if bad is not None:
+        raise OutputEncodingError(
+            f"output '{spec.name}': the model returned {arr.dtype} values that the signature's "
+            f"{spec.type_label} cannot hold without changing them (e.g. {bad!r}); fix the model's "
+            f"output or its signature"
+        )
+
+
 def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, list[int], list]:
     """(datatype, content_type, shape, flat data) for one output."""
     arr = _as_array(values)
@@ -171,8 +215,11 @@ def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, li
         if dtype.kind in "iub" and not isinstance(dtype, pd.StringDtype):
             if not arr.isna().any():
                 return _encode_values(arr.to_numpy(dtype=dtype.numpy_dtype), spec)
+            if spec is not None and spec.datatype in V2_TO_NUMPY:
+                present = arr[~arr.isna()].to_numpy(dtype=dtype.numpy_dtype)
+                _check_fits(present, V2_TO_NUMPY[spec.datatype], spec)
             target = spec.datatype if spec is not None else numpy_to_v2(dtype.numpy_dtype)
-            return target, "np", [n], _null_list(arr, dtype.kind)
+            return target, "np", [n], _null_list(arr, dtype.kind if spec is None else V2_TO_NUMPY[target].kind)
         if dtype.kind == "f":
             return _encode_values(arr.to_numpy(dtype=dtype.numpy_dtype, na_value=np.nan), spec)
         # pandas' string dtype (default for text in pandas 3), categoricals, ...
@@ -199,6 +246,7 @@ def _encode_values(values: Any, spec: Optional[FieldSpec]) -> tuple[str, str, li
             raise OutputEncodingError(
                 f"output '{spec.name}': model returned {arr.dtype} values, signature says {spec.type_label}"
             )
+        _check_fits(arr, target, spec)
         return spec.datatype, "np", shape, arr.astype(target, copy=False).ravel().tolist()
     # No signature for this output: go by what the model returned.
     if kind in "biuf":

@@ -45,7 +45,7 @@ class ServedModel:
     outputs: SchemaPlan
     decoder: RequestDecoder
     #: The decoder of ``/invocations`` payloads: extra columns ignored whatever ``unknown_inputs``
-    #: says, as MLflow's scoring server does.
+    #: says, and nulls in required columns passed on, as MLflow's scoring server does.
     invocations_decoder: RequestDecoder
     encoder: ResponseEncoder
     always_enforce: bool
@@ -91,7 +91,7 @@ class ServedModel:
             inputs=inputs,
             outputs=outputs,
             decoder=decoder,
-            invocations_decoder=RequestDecoder(inputs, params_schema, unknown_inputs="ignore"),
+            invocations_decoder=RequestDecoder(inputs, params_schema, unknown_inputs="ignore", refuse_nulls=False),
             encoder=ResponseEncoder(outputs),
             always_enforce=always_enforce,
             signature=signature,

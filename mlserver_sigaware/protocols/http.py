@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from ..model.served import ServedModel
 from ..settings import SigawareSettings
-from ..versions.selectors import selector_from_headers
+from ..versions.selectors import VERSION_HEADERS, selector_from_headers
 
 __all__ = [
     "JSON",
@@ -36,6 +36,7 @@ __all__ = [
     "json_error",
     "raw_body",
     "register",
+    "selected",
     "version_headers",
     "version_selector",
 ]
@@ -67,9 +68,20 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-async def version_selector(request: Request) -> Optional[str]:
-    """The version a request's headers select (``mlflow-model-version`` / ``serve_multiplexed_model_id``)."""
-    return selector_from_headers(dict(request.headers))
+async def version_selector(request: Request) -> Optional[dict[str, str]]:
+    """The request's version headers (``mlflow-model-version`` / ``serve_multiplexed_model_id``), as sent.
+
+    Read here, judged by the handler (:func:`selected`): two headers that disagree are the client's
+    mistake, answered in the route's own error shape (MLflow's on ``/invocations``).
+    """
+    wanted = {h for v in VERSION_HEADERS for h in (v, v.replace("_", "-"))}
+    found = {k: v for k, v in request.headers.items() if k in wanted}
+    return found or None
+
+
+def selected(headers: Optional[dict[str, str]]) -> Optional[str]:
+    """The version selector of :func:`version_selector`'s headers (400 when they conflict)."""
+    return selector_from_headers(headers)
 
 
 def version_headers(served: ServedModel) -> Optional[dict[str, str]]:

@@ -19,16 +19,26 @@ VERSION_HEADERS = ("mlflow-model-version", "serve_multiplexed_model_id")
 
 
 def selector_from_headers(headers: Optional[dict]) -> Optional[str]:
-    """The version a request asks for (``"3"`` or ``"@alias"``), from its headers."""
+    """The version a request asks for (``"3"`` or ``"@alias"``), from its headers.
+
+    Both headers may be sent (a client written for one, behind a proxy that adds the other); when they
+    name different versions the request is refused (400 naming both) rather than one silently winning.
+    """
     if not headers:
         return None
+    found: dict[str, str] = {}
     for key in VERSION_HEADERS:
         value = headers.get(key)
         if value is None:
             value = headers.get(key.replace("_", "-"))
         if value is not None and str(value).strip():
-            return str(value).strip()
-    return None
+            found[key] = str(value).strip()
+    if len(set(found.values())) > 1:
+        shown = " and ".join(f"{k}: {v!r}" for k, v in found.items())
+        raise InvalidInput(
+            f"conflicting version headers {shown}; send one of them, or the same version in both"
+        )
+    return next(iter(found.values()), None)
 
 
 def parse_selector(value: Optional[str]) -> Optional[str]:

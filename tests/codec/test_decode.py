@@ -63,10 +63,58 @@ def test_int_widens_to_double_and_shape_n_by_1_is_a_column():
     assert list(df["x"]) == [1.0, 2.0]
 
 
-def test_null_in_long_column_gives_nullable_ints():
-    df, _ = decoder(Schema([ColSpec("long", "x")])).decode(request(inp("x", "INT64", [1, None])))
+def test_null_in_optional_long_column_gives_nullable_ints():
+    df, _ = decoder(Schema([ColSpec("long", "x", required=False)])).decode(request(inp("x", "INT64", [1, None])))
     assert str(df["x"].dtype) == "Int64"
     assert df["x"].isna().tolist() == [False, True]
+
+
+# One null of each scalar type, in the mixed signature's required columns (V2 JSON sends null; gRPC can
+# only send a NaN, in a float column).
+_NULLS = {
+    "id": inp("id", "INT64", [1, None]),
+    "score": inp("score", "FP64", [0.5, None]),
+    "name": inp("name", "BYTES", ["ann", None]),
+    "flag": inp("flag", "BOOL", [True, None]),
+    "when": inp("when", "BYTES", ["2024-01-31T12:00:00", None]),
+    "blob": inp("blob", "BYTES", ["AAE=", None], content_type="base64"),
+}
+
+
+@pytest.mark.parametrize("column", list(_NULLS))
+def test_null_in_a_required_column_is_a_400_naming_it(column):
+    """MLflow's rule: a required column is one with no missing values (infer_signature marks a column
+    with nulls optional); the model would get NaN/None/NA where its signature promised a value."""
+    with pytest.raises(InvalidInput, match=rf"input '{column}': null at row 1, but '{column}' is a required"):
+        decoder(MIXED).decode(mixed_request(**{column: _NULLS[column]}))
+
+
+@pytest.mark.parametrize("column", list(_NULLS))
+def test_invocations_decoder_passes_nulls_on_as_mlflow_does(column):
+    """``/invocations`` keeps MLflow's scoring-server behaviour: the null reaches the model."""
+    decoder(MIXED, refuse_nulls=False).decode(mixed_request(**{column: _NULLS[column]}))
+
+
+def test_nan_in_a_required_float_column_is_refused_on_every_decoding_path():
+    """A NaN (what gRPC's fp64_contents can carry) counts as missing; the uniform fast paths agree."""
+    schema = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
+    for rows in (2, 5000):  # the small and the large uniform paths
+        values = [1.0] * rows
+        with pytest.raises(InvalidInput, match=rf"input 'b': null at row {rows - 1}"):
+            decoder(schema).decode(request(inp("a", "FP64", values), inp("b", "FP64", values[:-1] + [float("nan")])))
+    optional = Schema([ColSpec("double", "a"), ColSpec("double", "b", required=False)])
+    df, _ = decoder(optional).decode(request(inp("a", "FP64", [1.0]), inp("b", "FP64", [float("nan")])))
+    assert np.isnan(df["b"][0])
+    with pytest.raises(InvalidInput, match="input 'a': null at row 0"):
+        decoder(optional).decode(request(inp("a", "FP64", [float("nan")]), inp("b", "FP64", [1.0])))
+
+
+def test_nulls_in_tensors_follow_mlflow_tensor_rules():
+    """TensorSpecs have no optional elements: null is NaN in a float tensor (as MLflow parses it)."""
+    arr = decoder(Schema([TensorSpec(np.dtype("float32"), (-1, 2))])).decode_inputs(
+        request(inp("t", "FP32", [1.0, None], [1, 2]))
+    )
+    assert np.isnan(arr[0, 1])
 
 
 def test_binary_raw_with_str_content_type():

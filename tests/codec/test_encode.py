@@ -94,3 +94,45 @@ def test_binary_and_composite_outputs():
     assert orjson.loads(out["l"].data.root[0]) == [1, 2]
 
 
+
+
+# ------------------------------------------------------------------ outputs never change silently
+
+
+@pytest.mark.parametrize(
+    "mlflow_type,values,bad",
+    [
+        ("long", np.array([5.0, 5.48]), 5.48),  # the case: was sent as 5
+        ("long", np.array([1.0, np.nan]), np.nan),
+        ("integer", np.array([1, 2**40], dtype=np.int64), 2**40),
+        ("boolean", np.array([0, 2]), 2),
+        ("float", np.array([0.5, 1e300]), 1e300),
+        ("long", pd.array([1, None, 2**70 // 2**10], dtype="Int64"), None),  # fits: no error
+    ],
+)
+def test_outputs_that_do_not_fit_the_signature_are_a_500_naming_them(mlflow_type, values, bad):
+    from mlserver_sigaware.errors import OutputEncodingError
+
+    schema = Schema([ColSpec(mlflow_type, "y")])
+    if bad is None:
+        encode(pd.DataFrame({"y": values}), schema)
+        return
+    with pytest.raises(OutputEncodingError, match=r"output 'y': the model returned .* cannot hold") as info:
+        encode(pd.DataFrame({"y": values}), schema)
+    assert info.value.status_code == 500
+    assert repr(bad) in str(info.value) or (bad != bad and "nan" in str(info.value))
+
+
+@pytest.mark.parametrize(
+    "mlflow_type,values,sent",
+    [
+        ("long", np.array([5.0, -2.0]), [5, -2]),  # integral floats fit a long exactly
+        ("float", np.array([0.1]), [np.float32(0.1).item()]),  # float precision is not a change
+        ("double", np.array([1, 2], dtype=np.int64), [1.0, 2.0]),
+        ("boolean", np.array([0, 1]), [False, True]),
+        ("long", np.array([True, False]), [1, 0]),
+    ],
+)
+def test_outputs_that_fit_losslessly_are_cast(mlflow_type, values, sent):
+    out = encode(pd.DataFrame({"y": values}), Schema([ColSpec(mlflow_type, "y")]))
+    assert out["y"].data.root == sent

@@ -4,8 +4,10 @@ For each model kind below, ``mlflow models serve --env-manager local`` (MLflow's
 uvicorn + ``mlflow.pyfunc.scoring_server``) and one ``mlserver start`` process serving the same model
 folders each answer every request of the corpus (``tests/scoring_corpus.py``: valid and invalid
 bodies, every input format, content-type rules). Both must answer the same status, content type,
-``error_code`` / ``error_class`` / ``sqlstate`` (and ``stack_trace`` presence), and for successes the
-same bytes.
+``error_code`` / ``error_class`` / ``sqlstate`` (and ``stack_trace`` presence: our models are served with
+``invocations_stack_trace: true``, MLflow's exact bodies; with the default, bodies are the same but for
+the traceback, which is left out), and for successes the same bytes. The deliberate differences
+(:data:`DELIBERATE`) are asserted as such.
 
 Ours answers at ``POST /v2/models/<name>/invocations``; ``wine`` is marked
 ``default_invocations_model`` so the bare ``POST /invocations`` (and ``/ping``, ``/health``,
@@ -147,9 +149,15 @@ def parity_servers(zoo_models: dict[str, Path], tmp_path_factory: pytest.TempPat
     root = tmp_path_factory.mktemp("scoring-parity")
     models_root = root / "mlserver"
     for kind in PARITY_KINDS:
-        extra = {"default_invocations_model": True} if kind == DEFAULT_KIND else None
+        extra: dict[str, Any] = {"invocations_stack_trace": True}  # MLflow's exact bodies
+        if kind == DEFAULT_KIND:
+            extra["default_invocations_model"] = True
         write_model_settings(models_root / kind, kind, uri=str(zoo_models[_FOLDER.get(kind, kind)]), extra=extra)
-    ours = MLServerProcess(models_root, models=list(PARITY_KINDS), startup_timeout=_STARTUP_TIMEOUT)
+    # The same failing model with the default settings: no traceback in its bodies.
+    write_model_settings(models_root / "failing-default", "failing-default", uri=str(zoo_models["failing"]))
+    ours = MLServerProcess(
+        models_root, models=list(PARITY_KINDS) + ["failing-default"], startup_timeout=_STARTUP_TIMEOUT
+    )
     theirs = {
         kind: MlflowServer(zoo_models[_FOLDER.get(kind, kind)], root / f"mlflow-{kind}.log") for kind in PARITY_KINDS
     }
@@ -203,8 +211,21 @@ def _json(body: bytes) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def assert_same(reference: requests.Response, ours: requests.Response, what: str) -> None:
+#: Where ours answers differently on purpose (mlserver_sigaware/protocols/scoring/invocations.py lists
+#: them): case name -> (our status, why).
+DELIBERATE = {
+    "ct-missing": (415, "a client's mistake is never a 5xx: MLflow crashes on the missing header (bare 500)"),
+}
+
+
+def assert_same(reference: requests.Response, ours: requests.Response, what: str, stack_trace: bool = True) -> None:
+    """Same answer; ``stack_trace=False``: ours comes from a model with the default settings, whose
+    bodies leave out the traceback MLflow adds (and are otherwise MLflow's)."""
     detail = (what, reference.status_code, reference.content[:400], ours.status_code, ours.content[:400])
+    deliberate = DELIBERATE.get(what.split(":", 1)[-1])
+    if deliberate is not None:
+        assert ours.status_code == deliberate[0], (deliberate[1], *detail)
+        return
     assert ours.status_code == reference.status_code, detail
     assert ours.headers.get("content-type") == reference.headers.get("content-type"), detail
     if reference.status_code == 200 or not reference.headers.get("content-type", "").startswith("application/json"):
@@ -213,8 +234,12 @@ def assert_same(reference: requests.Response, ours: requests.Response, what: str
     want, got = _json(reference.content), _json(ours.content)
     for key in ("error_code", "error_class", "sqlstate"):
         assert got.get(key) == want.get(key), (key, *detail)
-    assert ("stack_trace" in got) == ("stack_trace" in want), detail
-    assert set(got) == set(want), detail
+    if stack_trace:
+        assert ("stack_trace" in got) == ("stack_trace" in want), detail
+        assert set(got) == set(want), detail
+    else:
+        assert "stack_trace" not in got, detail
+        assert set(got) == set(want) - {"stack_trace"}, detail
 
 
 PARITY_CASES = cases_for(*PARITY_KINDS)
@@ -262,6 +287,17 @@ def test_model_exception_trace_names_the_model_error(parity_servers: ParityServe
     assert theirs["stack_trace"].rstrip().endswith("ValueError: model exploded on purpose")
 
 
+def test_default_bodies_leave_out_the_traceback(parity_servers: ParityServers) -> None:
+    """Issue 12: by default no error body carries a traceback; MLflow's status, error_code and message stay."""
+    case = next(c for c in PARITY_CASES if c.id == "failing:model-raises")
+    theirs = _post(parity_servers.mlflow["failing"].url + "/invocations", case)
+    ours = _post(f"{parity_servers.ours.http_url}/v2/models/failing-default/invocations", case)
+    assert "stack_trace" in _json(theirs.content)
+    assert_same(theirs, ours, case.id, stack_trace=False)
+    assert _json(ours.content)["message"] == _json(theirs.content)["message"]
+    assert "Traceback" not in ours.text
+
+
 # ------------------------------------------------------------------- through an inference worker
 
 #: A few cases of each kind the session's ``workers_server`` (``parallel_workers: 1``) serves: the
@@ -282,4 +318,4 @@ WORKER_CASES = [
 def test_worker_process_answers_as_mlflow(parity_servers: ParityServers, workers_server, case: ScoringCase) -> None:
     reference = _post(parity_servers.mlflow[case.model].url + "/invocations", case)
     ours = _post(f"{workers_server.http_url}/v2/models/{case.model}/invocations", case)
-    assert_same(reference, ours, case.id)
+    assert_same(reference, ours, case.id, stack_trace=False)  # the workers server has default settings

@@ -274,7 +274,7 @@ def test_handlers_take_only_picklable_values(served):
     for attr, fn, _, _ in typed_handlers(FakeRuntime("m", served["failing"])):
         assert attr.startswith("sigaware_")
         for param in inspect.signature(fn).parameters.values():
-            assert param.name in ("body", "selector"), (attr, param)
+            assert param.name in ("body", "versions"), (attr, param)
 
 
 # ----------------------------------------------------------------------------------- chromium

@@ -67,8 +67,9 @@ class Pair:
         headers = {} if content_type is None else {"content-type": content_type}
         return self.mlflow.post("/invocations", content=body, headers=headers)
 
-    def ours(self, body: bytes, content_type: str | None) -> scoring.ScoringResponse:
-        return scoring.invoke(self.served, body, content_type)
+    def ours(self, body: bytes, content_type: str | None, stack_trace: bool = True) -> scoring.ScoringResponse:
+        """Our answer; by default as with ``invocations_stack_trace: true`` (MLflow's exact bodies)."""
+        return scoring.invoke(self.served, body, content_type, stack_trace=stack_trace)
 
 
 class Pairs(dict):
@@ -117,8 +118,17 @@ def _json(body: bytes) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+#: Where ours answers differently on purpose (invocations.py lists them): case -> (our status, why).
+DELIBERATE = {
+    "wine:ct-missing": (415, "a client's mistake is never a 5xx: MLflow crashes on the missing header (bare 500)"),
+}
+
+
 def assert_same(reference, ours: scoring.ScoringResponse, what: str = "") -> None:
     """Status, content type, error_code / error_class / sqlstate, stack_trace presence; 200s byte for byte."""
+    if what in DELIBERATE:
+        assert ours.status == DELIBERATE[what][0], DELIBERATE[what][1]
+        return
     assert ours.status == reference.status_code, (what, reference.content[:500], ours.body[:500])
     assert ours.content_type == reference.headers["content-type"], what
     if reference.status_code == 200 or not ours.content_type.startswith("application/json"):
@@ -150,7 +160,7 @@ def test_corpus_covers_every_model_with_valid_and_invalid_requests() -> None:
 #: Every error class and MLflow's answer to it (status, error_code), asserted on both servers.
 ERROR_TABLE: dict[str, tuple[int, str | None]] = {
     # content type (plain-text answers, no error_code)
-    "wine:ct-missing": (500, None),  # MLflow crashes on the missing header: bare "Internal Server Error"
+    "wine:ct-missing": (500, None),  # MLflow crashes on the missing header (ours: 415, see DELIBERATE)
     "wine:ct-text-plain": (415, None),
     "wine:ct-uppercase": (415, None),
     "wine:ct-empty": (415, None),
@@ -242,6 +252,8 @@ def test_error_table(pairs: Pairs, case_id: str) -> None:
         ("mlflow", *(lambda r: (r.status_code, r.content))(pair.reference(case.body, case.content_type))),
         ("ours", *(lambda r: (r.status, r.body))(pair.ours(case.body, case.content_type))),
     ):
+        if label == "ours" and case_id in DELIBERATE:
+            status = DELIBERATE[case_id][0]
         assert got_status == status, (label, body[:300])
         assert _json(body).get("error_code") == error_code, (label, body[:300])
 
@@ -619,14 +631,16 @@ def test_format_predictions_examples(prediction: Any) -> None:
     assert scoring.format_predictions(prediction) == _mlflow_bytes(prediction)
 
 
-def test_unserializable_prediction_is_a_bare_500(tmp_path: Path) -> None:
+def test_unserializable_prediction_is_a_json_500(tmp_path: Path) -> None:
     path = tmp_path / "sets"
     mlflow.pyfunc.save_model(str(path), python_model=SetModel(), signature=_X_SIGNATURE, pip_requirements=[])
     pair = Pair(path)
     body = json.dumps({"inputs": [1.0]}).encode()
     got = pair.ours(body, JSON)
-    assert_same(pair.reference(body, JSON), got)
-    assert (got.status, got.body, got.content_type) == (500, b"Internal Server Error", "text/plain; charset=utf-8")
+    assert pair.reference(body, JSON).status_code == 500
+    # MLflow lets the error escape (a plain-text 500); ours is a JSON 500 without a traceback.
+    assert (got.status, got.content_type) == (500, JSON)
+    assert _json(got.body) == {"error_code": "INTERNAL_ERROR", "message": "internal error while scoring; see the server log"}
 
 
 # ------------------------------------------------------------------------------ model exceptions
@@ -693,16 +707,30 @@ def test_model_raising_mlflow_exception_keeps_its_code(tmp_path: Path) -> None:
     assert doc["message"].startswith("Failed to predict data '") and doc["message"].endswith("Error: the model refuses x")
 
 
-def test_model_exception_stack_trace(pairs: Pairs, monkeypatch) -> None:
+def test_model_exception_stack_trace(pairs: Pairs) -> None:
     case = _BY_ID["failing:model-raises"]
     pair = pairs["failing"]
-    doc = _json(pair.ours(case.body, case.content_type).body)
+    doc = _json(pair.ours(case.body, case.content_type, stack_trace=True).body)
     assert doc["message"] == responses.MODEL_ERROR_MESSAGE
     assert doc["stack_trace"].startswith("Traceback (most recent call last):")
     assert doc["stack_trace"].rstrip().endswith("ValueError: model exploded on purpose")
-    monkeypatch.setattr(responses, "INCLUDE_STACK_TRACE", False)
-    doc = _json(pair.ours(case.body, case.content_type).body)
+    doc = _json(pair.ours(case.body, case.content_type, stack_trace=False).body)
     assert "stack_trace" not in doc and doc["error_code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])
+def test_default_bodies_carry_no_traceback(pairs: Pairs, case: ScoringCase) -> None:
+    """Issue 12: with the default settings no /invocations body carries a traceback; where MLflow's
+    has one (model exceptions, CSV/Parquet parse errors) ours is the same body without it."""
+    if case.id in DELIBERATE:
+        return
+    pair = pairs[case.model]
+    got = pair.ours(case.body, case.content_type, stack_trace=False)
+    assert b"Traceback" not in got.body and b"stack_trace" not in got.body, case.id
+    if got.content_type == JSON:
+        exact = _json(pair.ours(case.body, case.content_type, stack_trace=True).body)
+        exact.pop("stack_trace", None)
+        assert _json(got.body) == exact or case.model == "failing", case.id
 
 
 # ------------------------------------------------------------------------- ping, health, version
@@ -742,9 +770,10 @@ def test_content_type_parameters() -> None:
         b"This predictor only supports the following content types: Types: ['text/csv', "
         b"'application/json', 'application/vnd.apache.parquet']. Got 'text/html'."
     )
-    assert scoring.invoke(served, b"{}", None) == scoring.ScoringResponse(
-        500, b"Internal Server Error", "text/plain; charset=utf-8"
-    )
+    # MLflow fails on a missing Content-Type with a bare 500; a client's mistake is a 4xx here.
+    got = scoring.invoke(served, b"{}", None)
+    assert (got.status, got.content_type) == (415, "text/plain; charset=utf-8")
+    assert got.body.endswith(b"Got 'None'.")
 
 
 def test_fast_path_decodes_inputs_through_the_model_plan(pairs: Pairs) -> None:

@@ -88,6 +88,14 @@ def test_selectors_from_headers():
             parse_selector(bad)
 
 
+def test_conflicting_version_headers_are_refused_naming_both():
+    """Issue 12: two headers that disagree were resolved silently (the first one won)."""
+    with pytest.raises(InvalidInput, match=r"mlflow-model-version: '3' and serve_multiplexed_model_id: '@champion'"):
+        selector_from_headers({"mlflow-model-version": "3", "serve-multiplexed-model-id": "@champion"})
+    assert selector_from_headers({"mlflow-model-version": "3", "serve_multiplexed_model_id": " 3"}) == "3"
+    assert selector_from_headers({"mlflow-model-version": "", "serve_multiplexed_model_id": "2"}) == "2"
+
+
 def test_default_and_selection_by_version_and_alias():
     reg = FakeRegistry()
 

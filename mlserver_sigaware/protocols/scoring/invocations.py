@@ -7,14 +7,20 @@ Deliberate differences from MLflow 3.17.2's scoring server
    Status, ``error_code``, ``error_class`` and ``sqlstate`` are MLflow's for the same request. Params
    errors likewise carry our message (MLflow lists every invalid param; we name the first). Where
    our codec was not involved (JSON/format/CSV/Parquet errors, shapes read by MLflow, model
-   exceptions) the body is MLflow's own, ``stack_trace`` included where MLflow includes one.
+   exceptions) the body is MLflow's own.
    Reason: one codec, one set of messages for V2 and /invocations.
-2. **A model exception's** ``stack_trace`` (MLflow sends one with its 400 ``BAD_REQUEST``) starts at
-   our predictor's call into the model rather than at MLflow's server frames; the message is
-   MLflow's. Reason: we call the model ourselves. :data:`INCLUDE_STACK_TRACE` = ``False`` drops it.
-3. MLflow's request-timeout middleware (504) is not reproduced: the server's own timeouts apply.
-4. Extensions without an MLflow counterpart: :func:`error_for_status` (e.g. an unknown model version
-   selected by header) and :func:`no_default_model` (bare ``/invocations`` on a multi-model server).
+2. **No** ``stack_trace``: MLflow adds a Python traceback to some error bodies (a model exception's
+   400 ``BAD_REQUEST``, CSV/Parquet parse errors); we leave it out, since a traceback shows the
+   server's internals to any client. The model setting ``invocations_stack_trace: true`` puts it back
+   (MLflow's exact body); a model exception's trace then starts at our predictor's call into the model
+   rather than at MLflow's server frames (we call the model ourselves).
+3. A request **without** ``Content-Type`` is MLflow's 415 for an unsupported one (MLflow itself fails
+   on the missing header with a bare 500: a client's mistake is never a 5xx here).
+4. MLflow's request-timeout middleware (504) is not reproduced: the server's own timeouts apply.
+5. Extensions without an MLflow counterpart: :func:`error_for_status` (e.g. an unknown model version
+   selected by header, or conflicting version headers) and :func:`no_default_model` (bare
+   ``/invocations`` on a multi-model server); the request limits of
+   :mod:`mlserver_sigaware._patches.request_limits` (413, 415, and 400 for JSON nested too deep).
 
 Known differences, not deliberate (their causes lie outside this module)
 -------------------------------------------------------------------------
@@ -62,7 +68,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Optional
 
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
 from mlserver.types import InferenceRequest
 
 from ...codec.params import validate_json_params
@@ -98,22 +104,30 @@ logger = logging.getLogger("mlserver.sigaware")
 __all__ = ["invoke", "model_input"]
 
 
-def invoke(served: "ServedModel", body: bytes, content_type: Optional[str]) -> ScoringResponse:
-    """Answer one ``POST /invocations`` exactly as MLflow's scoring server would."""
+def invoke(
+    served: "ServedModel", body: bytes, content_type: Optional[str], stack_trace: bool = False
+) -> ScoringResponse:
+    """Answer one ``POST /invocations`` as MLflow's scoring server would (``stack_trace``: whether error
+    bodies keep the traceback MLflow puts in some of them; see the module docstring)."""
     try:
-        return _invoke(served, body, content_type)
+        return _invoke(served, body, content_type, stack_trace)
     except MlflowException as exc:
-        return mlflow_error(exc)
+        return mlflow_error(exc, stack_trace)
+    except RecursionError:
+        # Python's JSON parser (MLflow's, for bodies orjson leaves to it) on nesting the request limits
+        # let through (max_json_depth raised past ~900): the client's mistake, not a crash.
+        return mlflow_error(MlflowException("request body: JSON nested too deeply", error_code=BAD_REQUEST))
     except Exception:
         # MLflow lets these escape to Starlette, whose answer is a bare 500 in plain text.
         logger.exception("unexpected error while scoring on /invocations")
         return INTERNAL_SERVER_ERROR
 
 
-def _invoke(served: "ServedModel", body: bytes, content_type: Optional[str]) -> ScoringResponse:
+def _invoke(served: "ServedModel", body: bytes, content_type: Optional[str], stack_trace: bool) -> ScoringResponse:
     if content_type is None:
-        # MLflow calls content_type.split() on the missing header: AttributeError, a bare 500.
-        return INTERNAL_SERVER_ERROR
+        # MLflow calls content_type.split() on the missing header: AttributeError, a bare 500. A missing
+        # header is the client's mistake: MLflow's own answer to an unsupported one (deliberate difference).
+        return _unsupported_content_type(None)
     type_parts = [part.strip() for part in content_type.split(";")]
     mime_type = type_parts[0]
     parameters = {key: value for pair in type_parts[1:] for key, _, value in [pair.partition("=")]}
@@ -138,12 +152,7 @@ def _invoke(served: "ServedModel", body: bytes, content_type: Optional[str]) -> 
     elif mime_type == CONTENT_TYPE_PARQUET:
         request = read_parquet(body)
     else:
-        return text_response(
-            415,
-            "This predictor only supports the following content types:"
-            f" Types: {CONTENT_TYPES}."
-            f" Got '{content_type}'.",
-        )
+        return _unsupported_content_type(content_type)
 
     data, enforce, shown = model_input(served, request)
     try:
@@ -153,8 +162,17 @@ def _invoke(served: "ServedModel", body: bytes, content_type: Optional[str]) -> 
     try:
         prediction = served.predictor(data, params, enforce=enforce)
     except SigawareError as exc:
-        raise model_error(exc, shown) from None
+        raise model_error(exc, shown, stack_trace) from None
     return ScoringResponse(200, format_predictions(prediction, unwrapped), JSON_RESPONSE_TYPE)
+
+
+def _unsupported_content_type(content_type: Optional[str]) -> ScoringResponse:
+    return text_response(
+        415,
+        "This predictor only supports the following content types:"
+        f" Types: {CONTENT_TYPES}."
+        f" Got '{content_type}'.",
+    )
 
 
 def model_input(served: "ServedModel", request: ScoringRequest) -> tuple[Any, bool, Any]:

@@ -20,7 +20,7 @@ from mlflow.version import VERSION
 from ...errors import ModelFailure, SigawareError
 
 __all__ = [
-    "INCLUDE_STACK_TRACE",
+    "STACK_TRACE",
     "INTERNAL_SERVER_ERROR",
     "JSON_RESPONSE_TYPE",
     "MODEL_ERROR_MESSAGE",
@@ -39,11 +39,12 @@ __all__ = [
 
 #: Content type of every JSON answer (MLflow's ``Response(media_type="application/json")``: no charset).
 JSON_RESPONSE_TYPE = "application/json"
-#: Content type of MLflow's plain-text answers (415s, and the bare 500 of a server crash).
+#: Content type of MLflow's plain-text answers (415s).
 TEXT_RESPONSE_TYPE = "text/plain; charset=utf-8"
 
-#: MLflow includes the traceback of a model exception in its 400 (``stack_trace``); so do we.
-INCLUDE_STACK_TRACE = True
+#: MLflow includes a traceback (``stack_trace``) in some error bodies (a model exception, a CSV or Parquet
+#: parse error); we leave it out unless the model's ``invocations_stack_trace`` setting asks for it.
+STACK_TRACE = "stack_trace"
 
 MODEL_ERROR_MESSAGE = (
     "Encountered an unexpected error while evaluating the model. Verify"
@@ -71,7 +72,13 @@ def version_body() -> tuple[int, bytes, str]:
     return 200, VERSION.encode("utf-8"), JSON_RESPONSE_TYPE
 
 
-INTERNAL_SERVER_ERROR = ScoringResponse(500, b"Internal Server Error", TEXT_RESPONSE_TYPE)
+#: A failure of ours (a bug): MLflow would let it escape as a plain-text 500; we keep its body JSON and
+#: MLflow-shaped, without a traceback (the traceback is logged, once).
+INTERNAL_SERVER_ERROR = ScoringResponse(
+    500,
+    json.dumps({"error_code": "INTERNAL_ERROR", "message": "internal error while scoring; see the server log"}).encode(),
+    JSON_RESPONSE_TYPE,
+)
 
 #: error_code for our own HTTP statuses (MLflow's ``get_error_code`` would say ENDPOINT_NOT_FOUND for
 #: a 404; a missing model version is a missing resource).
@@ -111,7 +118,10 @@ def text_response(status: int, message: str) -> ScoringResponse:
     return ScoringResponse(status, message.encode("utf-8"), TEXT_RESPONSE_TYPE)
 
 
-def mlflow_error(exc: MlflowException) -> ScoringResponse:
+def mlflow_error(exc: MlflowException, stack_trace: bool = False) -> ScoringResponse:
+    """MLflow's body for ``exc``; its ``stack_trace`` (where MLflow adds one) only if asked for."""
+    if not stack_trace:
+        exc.json_kwargs.pop(STACK_TRACE, None)
     return ScoringResponse(
         exc.get_http_status_code(), exc.serialize_as_json().encode("utf-8"), JSON_RESPONSE_TYPE
     )
@@ -123,8 +133,9 @@ def with_message(exc: MlflowException, message: str) -> MlflowException:
     return exc
 
 
-def model_error(exc: SigawareError, shown: Any) -> MlflowException:
-    """What MLflow answers when ``model.predict`` raises (after its own input checks passed)."""
+def model_error(exc: SigawareError, shown: Any, stack_trace: bool = False) -> MlflowException:
+    """What MLflow answers when ``model.predict`` raises (after its own input checks passed); the
+    ``stack_trace`` MLflow sends with it only if asked for."""
     original = exc.__context__ if isinstance(exc, ModelFailure) else None
     if isinstance(original, MlflowException):
         # MLflow re-raises an MlflowException from predict with its own code, message prefixed.
@@ -133,9 +144,9 @@ def model_error(exc: SigawareError, shown: Any) -> MlflowException:
             error_code=_error_code_number(original.error_code),
         )
     extra: dict[str, Any] = {}
-    if INCLUDE_STACK_TRACE:
+    if stack_trace:
         source = original if original is not None else exc
-        extra["stack_trace"] = "".join(
+        extra[STACK_TRACE] = "".join(
             traceback.format_exception(type(source), source, source.__traceback__)
         )
     return MlflowException(MODEL_ERROR_MESSAGE, error_code=BAD_REQUEST, **extra)

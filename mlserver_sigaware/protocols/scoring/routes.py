@@ -15,7 +15,7 @@ from fastapi import Depends, Header
 from starlette.responses import Response
 
 from ...errors import SigawareError
-from ..http import Handler, ModelEndpoint, raw_body, version_headers, version_selector
+from ..http import Handler, ModelEndpoint, raw_body, selected, version_headers, version_selector
 from .invocations import invoke
 from .responses import ScoringResponse, error_for_status, no_default_model, ping_body, version_body
 
@@ -67,14 +67,15 @@ def _plain(answer: tuple[int, bytes, str]) -> Response:
 
 
 async def invocations_response(
-    model: ModelEndpoint, body: bytes, content_type: Optional[str], selector: Optional[str]
+    model: ModelEndpoint, body: bytes, content_type: Optional[str], versions: Optional[dict[str, str]]
 ) -> Response:
     """``POST .../invocations``: the selected version answers as ``mlflow models serve`` would."""
     try:
-        served = await model.select(selector)
+        served = await model.select(selected(versions))
     except SigawareError as exc:
         return _response(error_for_status(exc.status_code, str(exc)))
-    return _response(invoke(served, body, content_type), version_headers(served))
+    answer = invoke(served, body, content_type, stack_trace=model.config.invocations_stack_trace)
+    return _response(answer, version_headers(served))
 
 
 def scoring_handlers(model: ModelEndpoint) -> list[Handler]:
@@ -88,9 +89,9 @@ def scoring_handlers(model: ModelEndpoint) -> list[Handler]:
     async def sigaware_invocations(
         body: bytes = Depends(raw_body),
         content_type: Optional[str] = Header(default=None),
-        selector: Optional[str] = Depends(version_selector),
+        versions: Optional[dict[str, str]] = Depends(version_selector),
     ) -> Response:
-        return await invocations_response(model, body, content_type, selector)
+        return await invocations_response(model, body, content_type, versions)
 
     if model.pinned_version:
         path = f"{base}/versions/{model.pinned_version}/invocations"
@@ -99,12 +100,12 @@ def scoring_handlers(model: ModelEndpoint) -> list[Handler]:
     async def sigaware_root_invocations(
         body: bytes = Depends(raw_body),
         content_type: Optional[str] = Header(default=None),
-        selector: Optional[str] = Depends(version_selector),
+        versions: Optional[dict[str, str]] = Depends(version_selector),
     ) -> Response:
         target, names = DIRECTORY.default()
         if target is None:
             return _response(no_default_model(names))
-        return await invocations_response(target, body, content_type, selector)
+        return await invocations_response(target, body, content_type, versions)
 
     # Each route needs its own function object to carry its tag, hence the near-twins.
     async def sigaware_ping() -> Response:

@@ -269,11 +269,29 @@ def tensor_record_type(spec: FieldSpec, outputs: bool = False) -> Any:
     return item
 
 
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "null_in_required_column",
+            "null in a required column: send a value, or mark the column optional in the model's "
+            "signature (required=False) to accept missing values",
+        )
+    return value
+
+
+def _not_nullable(t: Any) -> Any:
+    """A required column's value: never null (MLflow's rule, as the codec applies it), with a message
+    that says so (pydantic's own would be "Input should be a valid string")."""
+    if t is Any:  # documented as "anything but null" (``{}`` alone would take null)
+        return Annotated[Any, BeforeValidator(_refuse_null), Field(json_schema_extra={"not": {"type": "null"}})]
+    return Annotated[t, BeforeValidator(_refuse_null)]
+
+
 def _field_type(spec: FieldSpec, owner: str, names: UniqueNames) -> Any:
-    """A column takes null like the codec; only an optional column's null is documented."""
+    """A column value: an optional column takes (and documents) null, a required one refuses it."""
     if spec.is_tensor:
         return tensor_record_type(spec)
-    nullable = _nullable if not spec.required else _quiet_null
+    nullable = _nullable if not spec.required else _not_nullable
     if spec.is_composite:
         return nullable(_composite(spec.mlflow_type, f"{owner}_{spec.name}", names))
     return nullable(_column_scalar(spec))
@@ -288,7 +306,7 @@ def record_model(
     plan: SchemaPlan, name: str = "InputRecord", extra: str = "forbid", names: Optional[UniqueNames] = None
 ) -> type[BaseModel]:
     """One input record: a model with one field per column / named tensor (a required one must be
-    present, and may be null where the codec takes a null), or, for one unnamed tensor, the row
+    present, and not null), or, for one unnamed tensor, the row
     itself (nested lists). Without a signature, any JSON object."""
     names = names or UniqueNames()
     if plan.layout is Layout.ANY:

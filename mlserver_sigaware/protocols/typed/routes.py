@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from ... import metrics
 from ...errors import SigawareError
-from ..http import JSON, Handler, ModelEndpoint, json_error, raw_body, version_headers, version_selector
+from ..http import JSON, Handler, ModelEndpoint, json_error, raw_body, selected, version_headers, version_selector
 from .api import predict_typed
 from .openapi import openapi_document
 from .swagger import SWAGGER_ASSETS, swagger_asset, swagger_html
@@ -22,10 +22,10 @@ from .swagger import SWAGGER_ASSETS, swagger_asset, swagger_html
 __all__ = ["openapi_response", "predict_response", "swagger_asset_response", "swagger_page_response", "typed_handlers"]
 
 
-async def predict_response(model: ModelEndpoint, body: bytes, selector: Optional[str]) -> Response:
+async def predict_response(model: ModelEndpoint, body: bytes, versions: Optional[dict[str, str]]) -> Response:
     """``POST .../predict``: the selected version's typed prediction."""
     try:
-        served = await model.select(selector)
+        served = await model.select(selected(versions))
     except SigawareError as exc:
         return json_error(exc.status_code, str(exc))
     status, content = predict_typed(served, body)
@@ -35,10 +35,10 @@ async def predict_response(model: ModelEndpoint, body: bytes, selector: Optional
     return Response(content, status_code=status, media_type=JSON, headers=version_headers(served))
 
 
-async def openapi_response(model: ModelEndpoint, selector: Optional[str]) -> Response:
+async def openapi_response(model: ModelEndpoint, versions: Optional[dict[str, str]]) -> Response:
     """``GET .../openapi.json``: the document of the selected version (the default one without a header)."""
     try:
-        served = await model.select(selector)
+        served = await model.select(selected(versions))
         document = openapi_document(served, model.name, model.pinned_version)
     except SigawareError as exc:
         return json_error(exc.status_code, str(exc))
@@ -71,12 +71,12 @@ def typed_handlers(model: ModelEndpoint) -> list[Handler]:
     base = f"/v2/models/{model.name}"
 
     async def sigaware_predict(
-        body: bytes = Depends(raw_body), selector: Optional[str] = Depends(version_selector)
+        body: bytes = Depends(raw_body), versions: Optional[dict[str, str]] = Depends(version_selector)
     ) -> Response:
-        return await predict_response(model, body, selector)
+        return await predict_response(model, body, versions)
 
-    async def sigaware_openapi(selector: Optional[str] = Depends(version_selector)) -> Response:
-        return await openapi_response(model, selector)
+    async def sigaware_openapi(versions: Optional[dict[str, str]] = Depends(version_selector)) -> Response:
+        return await openapi_response(model, versions)
 
     if model.pinned_version:
         prefix = f"{base}/versions/{model.pinned_version}"
