@@ -22,7 +22,7 @@ from .model.registry import RegistryClient
 from .model.served import ServedModel
 from .protocols import routes, v2
 from .protocols.scoring.routes import DIRECTORY
-from .settings import SigawareSettings
+from .settings import VERSION_INSTANCE_KEY, SigawareSettings
 from .versions.manager import VersionManager, manager_for
 from .versions.selectors import parse_selector, selector_from_headers
 
@@ -57,8 +57,20 @@ class SignatureAwareRuntime(MLModel):
         return os.path.dirname(os.path.abspath(source)) if source else None
 
     @property
+    def pinned_version(self) -> Optional[str]:
+        """The registry version a per-version instance (``MlflowRegistryRepository``) serves, else None.
+
+        Not ``parameters.version``: platforms set that for their own bookkeeping (Seldon Core v2's
+        agent writes ``"1"``, Seldon Core v1 ``MLSERVER_MODEL_VERSION=v1``), and such an instance must
+        still serve the configured default version, on the unversioned routes.
+        """
+        params = self._settings.parameters
+        version = (params.extra or {}).get(VERSION_INSTANCE_KEY) if params is not None else None
+        return str(version) if version else None
+
+    @property
     def is_default_instance(self) -> bool:
-        return not self.version
+        return not self.pinned_version
 
     async def load(self) -> bool:
         # What `mlflow models serve` sets: type-hinted pyfuncs then parse inputs as in MLflow's server.
@@ -81,7 +93,7 @@ class SignatureAwareRuntime(MLModel):
         logger.info(
             "model '%s'%s ready: %s%s",
             self.name,
-            f" version {self.version}" if self.version else "",
+            f" version {self.pinned_version}" if self.pinned_version else "",
             ref.describe,
             f" (default version {default.version})" if default is not None and default.version else "",
         )
@@ -97,8 +109,8 @@ class SignatureAwareRuntime(MLModel):
         """The version to answer with: this instance's own version, else the request's, else the default."""
         if self.manager is None:
             raise ModelFailure(f"model '{self.name}' is not loaded")
-        if self.version:
-            selector = str(self.version)
+        if self.pinned_version:
+            selector = self.pinned_version
         else:
             selector = parse_selector(selector)
         return await self.manager.get(selector)

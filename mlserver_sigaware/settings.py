@@ -19,6 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLSERVER_SIGAWARE_"
 
+#: Key of ``parameters.extra`` that marks a per-version instance listed by ``MlflowRegistryRepository``
+#: and names the registry version it serves. It is internal (not a setting): ``parameters.version``
+#: cannot carry that meaning, because platforms set it for their own purposes (Seldon Core v2's agent
+#: writes ``"1"``, Seldon Core v1 ``MLSERVER_MODEL_VERSION=v1``).
+VERSION_INSTANCE_KEY = "sigaware_version_instance"
+
 
 class SigawareSettings(BaseSettings):
     """Per-model settings of :class:`mlserver_sigaware.SignatureAwareRuntime`."""
@@ -31,6 +37,17 @@ class SigawareSettings(BaseSettings):
             "MLflow tracking URI used to resolve `runs:/` and `models:/` URIs. Defaults to the usual "
             "`MLFLOW_TRACKING_URI`. A relative sqlite path (`sqlite:///mlflow.db`) is resolved against "
             "the folder holding model-settings.json, so a model folder can ship next to its registry."
+        ),
+    )
+    model_uri: Optional[str] = Field(
+        default=None,
+        description=(
+            "What to serve, kept apart from `parameters.uri`: a registry reference (`models:/name@alias`, "
+            "`models:/name/3`, `models:/name`) or any location `parameters.uri` accepts; it wins over "
+            "`parameters.uri`. Seldon Core v2's agent rewrites model-settings.json (the model's name, "
+            "`parameters.version`) but keeps `parameters.extra` and adds a Model's `spec.parameters` to it, "
+            "so a Seldon Model names its registry version here. As an environment variable it applies "
+            "to every model of the server."
         ),
     )
     registry_uri: Optional[str] = Field(
@@ -187,14 +204,15 @@ class SigawareSettings(BaseSettings):
     @classmethod
     def from_extra(cls, extra: Optional[dict[str, Any]]) -> "SigawareSettings":
         """Build from model-settings' ``parameters.extra``, where unknown keys are a user's typo."""
-        server_wide = sorted(set(extra or {}) & set(ServerSettings.model_fields))
+        values = {k: v for k, v in (extra or {}).items() if k != VERSION_INSTANCE_KEY}
+        server_wide = sorted(set(values) & set(ServerSettings.model_fields))
         if server_wide:
             raise ValueError(
                 f"{', '.join(server_wide)}: server-wide setting{'s' if len(server_wide) > 1 else ''}, "
                 f"not per model; set {', '.join(ENV_PREFIX + k.upper() for k in server_wide)} in the "
                 f"server's environment instead of parameters.extra"
             )
-        return cls(**(extra or {}))
+        return cls(**values)
 
 
 MiB = 1024 * 1024

@@ -115,7 +115,12 @@ def parse_model_location(
     MLServer fills a missing ``uri`` with the model folder's path, so a folder without an ``MLmodel``
     file means "no uri": then the registry model named ``registry_name`` (default: the MLServer model
     name) is served, so that deploying a registered model needs nothing but its name.
+
+    The ``model_uri`` setting wins over ``uri``: it lives in ``parameters.extra``, which platforms that
+    rewrite ``uri`` and the model name (Seldon Core v2's agent) carry over untouched.
     """
+    if cfg.model_uri:
+        uri = cfg.model_uri
     registry_name = cfg.registry_name or model_name
     if not uri:
         return ModelRef("registry", f"models:/{registry_name}", name=registry_name)

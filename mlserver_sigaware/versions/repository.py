@@ -3,7 +3,10 @@
 MLServer answers 404 for ``/v2/models/<name>/versions/<v>/...`` (and tritonclient's ``model_version=``)
 unless a model instance with that version is registered, before any runtime sees the request. So for
 every model-settings.json served by :class:`~mlserver_sigaware.SignatureAwareRuntime` from the registry,
-this repository also lists one copy per registry version, with ``parameters.version`` set. Those
+this repository also lists one copy per registry version, with ``parameters.version`` set and the
+version also named under ``parameters.extra`` (``VERSION_INSTANCE_KEY``): that key, not
+``parameters.version``, is what makes the runtime serve exactly that version, because platforms set
+``parameters.version`` for their own bookkeeping (Seldon Core's agent writes ``"1"``). Those
 instances load nothing up front: they share the process's version cache
 (:mod:`mlserver_sigaware.versions.manager`) and load their version on first use.
 
@@ -24,6 +27,8 @@ from typing import List
 from mlserver.repository.repository import SchemalessModelRepository
 from mlserver.settings import ModelSettings
 
+from ..settings import VERSION_INSTANCE_KEY
+
 logger = logging.getLogger("mlserver.sigaware")
 
 _RUNTIME_PATH = "mlserver_sigaware.SignatureAwareRuntime"
@@ -42,7 +47,7 @@ def registry_versions(settings: ModelSettings) -> list[str]:
 
     params = settings.parameters
     if params is not None and params.version:
-        return []  # an explicitly versioned instance stays as it is
+        return []  # already versioned (one of ours, or by the platform): listed as it is
     source = getattr(settings, "_source", None)
     settings_dir = os.path.dirname(os.path.abspath(source)) if source else None
     cfg = SigawareSettings.from_extra(params.extra if params else None)
@@ -78,6 +83,7 @@ def with_versions(settings: ModelSettings) -> List[ModelSettings]:
         copy._source = getattr(settings, "_source", None)
         assert copy.parameters is not None
         copy.parameters.version = version
+        copy.parameters.extra = {**(copy.parameters.extra or {}), VERSION_INSTANCE_KEY: version}
         out.append(copy)
     return out
 

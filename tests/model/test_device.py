@@ -49,6 +49,7 @@ def test_cpu_is_applied_by_each_flavors_mechanism(flavor_zoo, kind: str, monkeyp
     # the device MLflow hands the pipeline is what shows the setting was applied (-1: the CPU).
     from transformers.pipelines.base import Pipeline
 
+    flavor_zoo.path(kind)  # built (and cached) before the spy: building it makes pipelines too
     built = []
     real_init = Pipeline.__init__
 

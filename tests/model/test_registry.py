@@ -56,6 +56,18 @@ def test_no_uri_means_the_model_name_in_the_registry():
     assert parse_model_location(None, "/x", "wine_1", cfg).name == "wine-regressor"
 
 
+def test_model_uri_wins_over_a_rewritten_uri(tmp_path: Path, monkeypatch):
+    """Seldon Core v2's agent renames the model and may point ``uri`` at its download folder: the
+    registry reference in ``parameters.extra`` (``model_uri``) decides what is served."""
+    cfg = SigawareSettings.from_extra({"model_uri": "models:/wine@champion"})
+    for uri in (str(tmp_path), None, "models:/other/1"):
+        ref = parse_model_location(uri, str(tmp_path), "wine_3", cfg)
+        assert ref == ModelRef("registry", "models:/wine@champion", name="wine", alias="champion")
+    monkeypatch.setenv("MLSERVER_SIGAWARE_MODEL_URI", "models:/wine/2")
+    ref = parse_model_location(str(tmp_path), str(tmp_path), "wine_3", SigawareSettings.from_extra({}))
+    assert (ref.name, ref.version) == ("wine", "2")
+
+
 def test_folder_without_mlmodel_means_no_uri(tmp_path: Path):
     # MLServer fills a missing uri with the model-settings.json folder.
     ref = parse_model_location(str(tmp_path), str(tmp_path), "wine", CFG)
