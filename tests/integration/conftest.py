@@ -37,7 +37,7 @@ for _p in (str(_TESTS), str(Path(__file__).resolve().parent)):
 import zoo  # noqa: E402
 from cases import ERROR_CASES, Case, ErrorCase, build_valid_cases, error_cases, wine_frame  # noqa: E402
 from harness import MLServerProcess, write_model_settings  # noqa: E402
-from registry_server import RegistryServer  # noqa: E402
+from tests.integration.mlflow_registry import RegistryServer  # noqa: E402
 
 #: The zoo kinds served from local folders, each under its own kind name.
 LOCAL_KINDS = (

@@ -36,7 +36,7 @@ from tritonclient.utils import InferenceServerException
 from tests import zoo
 from tests.integration.harness import MLServerProcess, free_port, write_model_settings
 from tests.integration.loadgen import Load
-from tests.integration.registry_server import RegistryServer
+from tests.integration.mlflow_registry import RegistryServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -1,6 +1,6 @@
 """A real ``mlflow server`` process (tracking server and model registry: sqlite backend, proxied
 artifacts) that tests can stop and restart. (``mlflow models serve``, MLflow's scoring server, is
-:mod:`mlflow_server`.)
+:mod:`mlflow_server`; tests/deploy/registry_server.py starts one without restarts.)
 
 Restarts keep the port and the data, as a registry restarted by its operator does, so an MLServer that
 talks to it sees an outage and then the same registry again.
@@ -17,10 +17,7 @@ from pathlib import Path
 
 import requests
 
-try:  # pytest's default "prepend" import mode puts this folder on sys.path...
-    from harness import free_port
-except ImportError:  # ...unless tests/ and tests/integration/ become packages.
-    from tests.integration.harness import free_port
+from tests.integration.harness import free_port
 
 __all__ = ["RegistryServer"]
 
