@@ -56,6 +56,19 @@ def _infer(server: MLServerProcess, name: str, inputs: list, headers: dict | Non
                          timeout=60)
 
 
+def _pod_tmp_cache(env: dict[str, str], tmp_path: Path) -> Path:
+    """The manifests put the runtime's artifact cache on the pod's /tmp volume; here, on the test's."""
+    assert env["MLSERVER_SIGAWARE_ARTIFACT_CACHE_DIR"] == "/tmp/sigaware-artifacts"
+    cache = tmp_path / "sigaware-artifacts"
+    env["MLSERVER_SIGAWARE_ARTIFACT_CACHE_DIR"] = str(cache)
+    return cache
+
+
+def _cached_models(cache: Path) -> list[Path]:
+    """The MLmodel files of the registry versions held in the artifact cache."""
+    return sorted(cache.rglob("MLmodel")) if cache.exists() else []
+
+
 def test_seldon_v1_environment(tmp_path, wine):
     sdep = _doc("seldon-v1/seldondeployment.yaml")
     predictor = sdep["spec"]["predictors"][0]
@@ -68,9 +81,11 @@ def test_seldon_v1_environment(tmp_path, wine):
     # `metrics` makes it point MLServer's metrics endpoint at /prometheus (ports: the harness's).
     env["MLSERVER_MODEL_NAME"] = container["name"]
     env["MLSERVER_METRICS_ENDPOINT"] = "/prometheus"
+    cache = _pod_tmp_cache(env, tmp_path)
     root = tmp_path / "models"
     with MLServerProcess(root, parallel_workers=1, env=env, extra_settings=REPOSITORY, models=["wine"]) as server:
         _no_model_settings(root)
+        assert _cached_models(cache), "the registry version is downloaded into the manifest's cache dir"
         r = _infer(server, "wine", wine["inputs"])
         assert r.status_code == 200, r.text
         assert r.json()["model_version"] == "1"
@@ -88,6 +103,7 @@ def test_seldon_v1_environment(tmp_path, wine):
             time.sleep(0.3)
         metrics = requests.get(f"http://127.0.0.1:{server.metrics_port}/prometheus", timeout=10)
         assert metrics.status_code == 200 and "sigaware_alias_swaps_total" in metrics.text
+    assert not _cached_models(cache), "the artifact cache is cleaned when the server stops"
     wine["client"].set_registered_model_alias(REGISTERED, "champion", "1")
 
 
@@ -108,15 +124,18 @@ def test_kserve_registry_model_without_storage_uri(tmp_path, wine):
     env = _kserve_env(isvc)
     assert env["MLSERVER_MODEL_NAME"] == "wine"
     env["MLFLOW_TRACKING_URI"] = wine["uri"]
+    cache = _pod_tmp_cache(env, tmp_path)
     root = tmp_path / "mnt-models"  # nothing downloaded: an empty folder
     with MLServerProcess(root, parallel_workers=1, env=env, extra_settings=REPOSITORY, models=["wine"]) as server:
         _no_model_settings(root)
+        assert _cached_models(cache), "the registry version is downloaded into the manifest's cache dir"
         r = _infer(server, "wine", wine["inputs"])
         assert r.status_code == 200 and r.json()["model_version"] == "1", r.text
         meta = requests.get(f"{server.http_url}/v2/models/wine", timeout=30).json()
         assert meta["versions"] == ["1"]
         assert meta["parameters"]["versions"]["default_version"] == "1"
         assert meta["parameters"]["versions"]["default_alias"] == "champion"
+    assert not _cached_models(cache), "the artifact cache is cleaned when the server stops"
 
 
 def test_kserve_storage_uri_model(tmp_path, wine):
