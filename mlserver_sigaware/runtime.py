@@ -22,7 +22,7 @@ from .model.registry import RegistryClient
 from .model.served import ServedModel
 from .protocols import routes, v2
 from .protocols.scoring.routes import DIRECTORY
-from .settings import SigawareSettings
+from .settings import VERSION_INSTANCE_KEY, SigawareSettings
 from .versions.manager import VersionManager, manager_for
 from .versions.selectors import parse_selector, selector_from_headers
 
@@ -43,6 +43,9 @@ class SignatureAwareRuntime(MLModel):
     #: Our V2 REST ``infer`` route answers this runtime's models (binary tensors, fast JSON):
     #: ``_patches/v2_infer.py``.
     sigaware_v2_rest = True
+    #: The default version moves (alias, stage): MLServer must not cache our metadata
+    #: (:mod:`mlserver_sigaware._patches.parallel_metadata`).
+    dynamic_metadata = True
 
     def __init__(self, settings: ModelSettings):
         super().__init__(settings)
@@ -57,8 +60,20 @@ class SignatureAwareRuntime(MLModel):
         return os.path.dirname(os.path.abspath(source)) if source else None
 
     @property
+    def pinned_version(self) -> Optional[str]:
+        """The registry version a per-version instance (``MlflowRegistryRepository``) serves, else None.
+
+        Not ``parameters.version``: platforms set that for their own bookkeeping (Seldon Core v2's
+        agent writes ``"1"``, Seldon Core v1 ``MLSERVER_MODEL_VERSION=v1``), and such an instance must
+        still serve the configured default version, on the unversioned routes.
+        """
+        params = self._settings.parameters
+        version = (params.extra or {}).get(VERSION_INSTANCE_KEY) if params is not None else None
+        return str(version) if version else None
+
+    @property
     def is_default_instance(self) -> bool:
-        return not self.version
+        return not self.pinned_version
 
     async def load(self) -> bool:
         # What `mlflow models serve` sets: type-hinted pyfuncs then parse inputs as in MLflow's server.
@@ -69,7 +84,7 @@ class SignatureAwareRuntime(MLModel):
         manager = manager_for(self.name, client, ref, self.config)
         if self.is_default_instance:
             if manager.default is None:
-                await manager.start()
+                await manager.start(wait_for_registry=True)
             else:
                 # A reload (POST /v2/repository/models/<name>/load): re-resolve the alias, or "latest" for a
                 # model deployed by name only. A refused target raises 409 here, and MLServer keeps the
@@ -81,7 +96,7 @@ class SignatureAwareRuntime(MLModel):
         logger.info(
             "model '%s'%s ready: %s%s",
             self.name,
-            f" version {self.version}" if self.version else "",
+            f" version {self.pinned_version}" if self.pinned_version else "",
             ref.describe,
             f" (default version {default.version})" if default is not None and default.version else "",
         )
@@ -97,8 +112,8 @@ class SignatureAwareRuntime(MLModel):
         """The version to answer with: this instance's own version, else the request's, else the default."""
         if self.manager is None:
             raise ModelFailure(f"model '{self.name}' is not loaded")
-        if self.version:
-            selector = str(self.version)
+        if self.pinned_version:
+            selector = self.pinned_version
         else:
             selector = parse_selector(selector)
         return await self.manager.get(selector)

@@ -19,6 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MLSERVER_SIGAWARE_"
 
+#: Key of ``parameters.extra`` that marks a per-version instance listed by ``MlflowRegistryRepository``
+#: and names the registry version it serves. It is internal (not a setting): ``parameters.version``
+#: cannot carry that meaning, because platforms set it for their own purposes (Seldon Core v2's agent
+#: writes ``"1"``, Seldon Core v1 ``MLSERVER_MODEL_VERSION=v1``).
+VERSION_INSTANCE_KEY = "sigaware_version_instance"
+
 
 class SigawareSettings(BaseSettings):
     """Per-model settings of :class:`mlserver_sigaware.SignatureAwareRuntime`."""
@@ -31,6 +37,17 @@ class SigawareSettings(BaseSettings):
             "MLflow tracking URI used to resolve `runs:/` and `models:/` URIs. Defaults to the usual "
             "`MLFLOW_TRACKING_URI`. A relative sqlite path (`sqlite:///mlflow.db`) is resolved against "
             "the folder holding model-settings.json, so a model folder can ship next to its registry."
+        ),
+    )
+    model_uri: Optional[str] = Field(
+        default=None,
+        description=(
+            "What to serve, kept apart from `parameters.uri`: a registry reference (`models:/name@alias`, "
+            "`models:/name/3`, `models:/name`) or any location `parameters.uri` accepts; it wins over "
+            "`parameters.uri`. Seldon Core v2's agent rewrites model-settings.json (the model's name, "
+            "`parameters.version`) but keeps `parameters.extra` and adds a Model's `spec.parameters` to it, "
+            "so a Seldon Model names its registry version here. As an environment variable it applies "
+            "to every model of the server."
         ),
     )
     registry_uri: Optional[str] = Field(
@@ -76,6 +93,17 @@ class SigawareSettings(BaseSettings):
             "always pass the DataFrame."
         ),
     )
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description=(
+            "Where a transformers pipeline, sentence-transformers model or PyTorch module runs: "
+            "`cpu`, `cuda` (the first GPU), `cuda:<n>`, or `auto` (the first GPU when torch sees "
+            "one, else the CPU: MLflow's own default). A GPU that is not there fails the load with "
+            "a message saying what torch sees. Other flavors ignore it. The device in use is "
+            "reported in the model's metadata (`parameters.device`)."
+        ),
+    )
 
     max_loaded_versions: int = Field(
         default=2,
@@ -97,17 +125,71 @@ class SigawareSettings(BaseSettings):
         default=30.0,
         ge=0,
         description=(
-            "When the default version is an alias (`models:/name@champion`), re-resolve it this often "
-            "and hot-swap to its new target (0 disables polling; the repository load API still works)."
+            "When the default version is an alias (`models:/name@champion`) or a stage "
+            "(`models:/name/Production`), re-resolve it this often and hot-swap to its new target "
+            "(0 disables polling; the repository load API still works)."
         ),
     )
     allowed_versions: Optional[list[str]] = Field(
         default=None,
-        description="If set, requests may select only these registry versions (others: 403).",
+        description=(
+            "If set, requests may select only these registry versions (others: 403). A deployment "
+            "pinned to one version (`models:/name/3`) serves only that version unless this (or "
+            "`allowed_aliases`) is set; name-only and alias deployments let requests select any version."
+        ),
     )
     allowed_aliases: Optional[list[str]] = Field(
         default=None,
-        description="If set, requests may select only these aliases (others: 403).",
+        description=(
+            "If set, requests may select only these aliases (others: 403). On a pinned deployment it "
+            "also opens selection by these aliases."
+        ),
+    )
+
+    registry_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Connect and read timeout of each HTTP call to an MLflow tracking server / registry "
+            "(`http(s)://` URIs) and to its proxied artifact store (`mlflow-artifacts:/`). Replaces "
+            "MLflow's `MLFLOW_HTTP_REQUEST_TIMEOUT` (120 s) for this model's calls only."
+        ),
+    )
+    registry_retries: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Retries of a registry HTTP call that failed to connect, timed out or got a 429/5xx answer, "
+            "before the request that needed it answers 503. Replaces MLflow's "
+            "`MLFLOW_HTTP_REQUEST_MAX_RETRIES` (7, about 4 minutes of back-off) for this model's calls only."
+        ),
+    )
+    registry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "Pause before the first retry of a failed registry call, doubled for each further retry "
+            "(defaults: 0.5 s then 1 s, so an unreachable registry answers 503 in about 1.5 s)."
+        ),
+    )
+    startup_registry_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "At start-up, how long the default version keeps waiting for an unreachable registry "
+            "(logging what it waits for) before the server gives up and exits with status 1. "
+            "Liveness answers 200 and readiness 400 meanwhile. 0: give up at the first failure."
+        ),
+    )
+    artifact_cache_dir: Optional[str] = Field(
+        default=None,
+        description=(
+            "Folder the artifacts of registry and `runs:/` models are downloaded to: one sub-folder per "
+            "server process and one per model version inside it, reused while that version is loaded, "
+            "removed when it is evicted or replaced and no request uses it any more, and when the "
+            "process exits. Default: `<system temp dir>/mlserver-sigaware-artifacts`. On Kubernetes, "
+            "mount an `emptyDir` here (its `sizeLimit` must hold `max_loaded_versions` copies per worker)."
+        ),
     )
     invocations_stack_trace: bool = Field(
         default=False,
@@ -122,14 +204,15 @@ class SigawareSettings(BaseSettings):
     @classmethod
     def from_extra(cls, extra: Optional[dict[str, Any]]) -> "SigawareSettings":
         """Build from model-settings' ``parameters.extra``, where unknown keys are a user's typo."""
-        server_wide = sorted(set(extra or {}) & set(ServerSettings.model_fields))
+        values = {k: v for k, v in (extra or {}).items() if k != VERSION_INSTANCE_KEY}
+        server_wide = sorted(set(values) & set(ServerSettings.model_fields))
         if server_wide:
             raise ValueError(
                 f"{', '.join(server_wide)}: server-wide setting{'s' if len(server_wide) > 1 else ''}, "
                 f"not per model; set {', '.join(ENV_PREFIX + k.upper() for k in server_wide)} in the "
                 f"server's environment instead of parameters.extra"
             )
-        return cls(**(extra or {}))
+        return cls(**values)
 
 
 MiB = 1024 * 1024

@@ -123,6 +123,17 @@ class FieldSpec:
     named: bool = True
 
     @property
+    def column(self) -> Any:
+        """The label of this field's column in the DataFrame handed to the model.
+
+        A named ColSpec's column is its name; an unnamed one's is its position (``0``, ``1``...),
+        the label MLflow's own parsing gives it (``pd.DataFrame(list)``). The V2 name (``input-0``)
+        is only how clients address it: flavors read the labels (the transformers flavor turns a
+        frame into ``[{label: value}]``, and refuses or rewrites text under a string label).
+        """
+        return self.name if self.named else self.index
+
+    @property
     def type_label(self) -> str:
         if self.is_tensor:
             return f"{type_name(self.mlflow_type)} tensor of shape {list(self.shape)}"

@@ -14,12 +14,13 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-# Headless Chromium renders the Swagger page in one test (skipped, with its reason, where it is absent).
+# Debian packages some tests use (each test is skipped, with its reason, where its tool is absent):
+# headless Chromium renders the Swagger page; buildah and debootstrap build and run the container
+# image (tests/deploy/test_image.py); HAProxy balances the replicas (tests/deploy/test_replicas.py).
 # Best effort: only as root with apt, and never fatal.
-if [ "$extras" = "test" ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
-   && command -v apt-get >/dev/null 2>&1; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-    || echo "bootstrap: chromium not installed; the Swagger page test will be skipped" >&2
+if [ "$extras" = "test" ]; then
+  scripts/system_packages.sh chromium=chromium buildah=buildah debootstrap=debootstrap haproxy=haproxy \
+    || echo "bootstrap: some Debian packages are missing; the tests that need them will be skipped" >&2
 fi
 stamp=".venv/.sigaware-installed-$extras"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"

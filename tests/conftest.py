@@ -9,6 +9,10 @@ private pool here, before any test module imports either. The messages are the s
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
 from google.protobuf import descriptor_pool
 
 
@@ -23,3 +27,27 @@ def _import_tritonclient_grpc_in_private_pool() -> None:
 
 
 _import_tritonclient_grpc_in_private_pool()
+
+# No downloads at run time: tests and the servers they start (which inherit this environment) load
+# every model from disk, and a hub name would fail instead of being fetched.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def flavor_zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny transformers / sentence-transformers / PyTorch models (tests/flavor_zoo.py).
+
+    Built once and kept in pytest's cache dir (``.pytest_cache``), keyed by the zoo's source and the
+    library versions: building them costs ~40 s of CPU, and every flavor test file needs them.
+    Without the cache provider (``-p no:cacheprovider``) they live in this session's tmp dir.
+    """
+    from tests import flavor_zoo
+
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        base = Path(cache.mkdir(f"flavor-zoo-{flavor_zoo.cache_key()}"))
+    else:
+        base = tmp_path_factory.mktemp("flavor-zoo")
+    return flavor_zoo.FlavorZoo(base)

@@ -32,3 +32,11 @@ def test_unknown_keys_are_refused():
 )
 def test_relative_sqlite_is_anchored_at_the_settings_folder(uri, expected):
     assert resolve_relative_sqlite(uri, "/models/wine") == expected
+
+
+def test_the_per_version_instance_marker_is_not_a_setting():
+    """MlflowRegistryRepository marks its per-version instances under parameters.extra; that key is
+    internal, so it is not refused as a typo and not read as configuration."""
+    from mlserver_sigaware.settings import VERSION_INSTANCE_KEY
+
+    assert SigawareSettings.from_extra({VERSION_INSTANCE_KEY: "3"}) == SigawareSettings()

@@ -67,6 +67,7 @@ __all__ = [
     "build_mixed",
     "build_no_signature",
     "build_params",
+    "build_slow",
     "build_tensor",
     "build_text",
     "build_wine",
@@ -390,6 +391,33 @@ LOSSY_SIGNATURE = ModelSignature(inputs=Schema([ColSpec("double", "x")]), output
 def build_lossy(dest: Path) -> Path:
     """A model whose output does not always fit its signature's ``long``; see :class:`LossyModel`."""
     return _save_pyfunc(dest, LossyModel(), LOSSY_SIGNATURE)
+
+
+# ------------------------------------------------------------------------------------- slow
+
+
+class SlowModel(PythonModel):
+    """``x`` double in and out, after sleeping ``seconds``: requests that stay in flight (shutdown tests)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def predict(
+        self,
+        context: PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Sleep, then return ``x`` unchanged."""
+        import time
+
+        time.sleep(self.seconds)
+        return pd.DataFrame({"x": model_input["x"].astype("float64").to_numpy()})
+
+
+def build_slow(dest: Path, seconds: float = 1.0) -> Path:
+    """A model that takes ``seconds`` per request; see :class:`SlowModel`."""
+    return _save_pyfunc(dest, SlowModel(seconds), FAILING_SIGNATURE)
 
 
 # ------------------------------------------------------------------------------- no_signature

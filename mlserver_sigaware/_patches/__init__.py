@@ -22,7 +22,12 @@ without it:
 * :mod:`.grpc_raw_arrays`: gRPC ``raw_input_contents`` (what ``tritonclient.grpc`` sends) reach our models
   as arrays, not as lists of Python numbers pickled to the workers;
 * :mod:`.quiet_logs`: a refused gRPC call or worker call is one log line, not a traceback;
-* :mod:`.json_logs`: ``MLSERVER_SIGAWARE_LOG_FORMAT=json`` makes MLServer's log lines valid JSON.
+* :mod:`.json_logs`: ``MLSERVER_SIGAWARE_LOG_FORMAT=json`` makes MLServer's log lines valid JSON;
+* :mod:`.graceful_shutdown`: SIGTERM lets in-flight requests finish before the inference workers stop;
+* :mod:`.startup_failure`: a model that fails to load at start-up makes the server exit 1, not 0;
+* :mod:`.parallel_metadata`: metadata of a model whose default version moves is not cached forever in
+  the server process (``parallel_workers`` >= 1);
+* :mod:`.grpc_unavailable`: a 503 is gRPC ``UNAVAILABLE``, not ``UNKNOWN``.
 
 Each fix is guarded by the MLServer version it was written for (:data:`FIXED_FOR`): on another
 version the fixes are not applied and a warning says so, rather than patching code that may have changed.
@@ -33,12 +38,16 @@ from __future__ import annotations
 import logging
 
 from . import (
+    graceful_shutdown,
     grpc_raw_arrays,
     grpc_raw_contents,
+    grpc_unavailable,
     json_logs,
+    parallel_metadata,
     quiet_logs,
     request_ids,
     rest_app,
+    startup_failure,
     v2_infer,
     validation_errors,
     worker_errors,
@@ -60,6 +69,10 @@ FIXES = (
     grpc_raw_arrays,
     quiet_logs,
     json_logs,
+    graceful_shutdown,
+    startup_failure,  # wraps the MLServer.stop that graceful_shutdown installs
+    parallel_metadata,
+    grpc_unavailable,
 )
 
 logger = logging.getLogger("mlserver.sigaware")

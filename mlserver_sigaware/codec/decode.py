@@ -91,9 +91,11 @@ class RequestDecoder:
         self._index_cache: dict[tuple[str, ...], pd.Index] = {}
         #: The one float dtype of an all-float signature (the common tabular case), else ``None``.
         self.uniform_target = uniform_float_target(inputs)
-        #: That signature's column names, in its order.
+        #: That signature's input names, in its order.
         self.uniform_names = tuple(f.name for f in inputs.fields)
-        self._uniform_columns = pd.Index(self.uniform_names, dtype=object)
+        #: Their column labels in the model's DataFrame (positions for unnamed columns, as MLflow).
+        self.uniform_columns = tuple(f.column for f in inputs.fields)
+        self._uniform_columns = pd.Index(self.uniform_columns, dtype=object)
         #: Rows of the uniform block (columns, in signature order) that may not hold a NaN.
         self._uniform_required = np.array(
             [i for i, f in enumerate(inputs.fields) if f.required and not f.is_tensor], dtype=np.intp
@@ -114,6 +116,12 @@ class RequestDecoder:
         for inp in inputs:
             if inp.name in seen:
                 raise InvalidInput(f"input '{inp.name}' is given more than once")
+            if inp.shape and inp.shape[0] == 0:
+                # One rule for every flavor (docs/flavors.md): MLflow's enforcement refuses empty
+                # input, and a flavor handed zero rows fails or answers without its outputs.
+                raise InvalidInput(
+                    f"input '{inp.name}' has no rows (shape {list(inp.shape)}): a request needs at least one"
+                )
             seen[inp.name] = inp
         forced = None
         if request.parameters is not None and request.parameters.content_type:
@@ -195,7 +203,7 @@ class RequestDecoder:
                 raise InvalidInput(
                     f"input '{inp.name}' has {n} rows but input '{first}' has {rows}"
                 )
-            column_name = spec.name if spec is not None else inp.name
+            column_name = spec.column if spec is not None else inp.name
             col = decode_column(inp, spec, values)
             if self.refuse_nulls and spec is not None and spec.required and not spec.is_tensor:
                 row = first_null(col)

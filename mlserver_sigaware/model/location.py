@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 _VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
+#: MLflow's model version stages (case-insensitive in URIs, as MLflow reads them).
+STAGES = ("None", "Staging", "Production", "Archived")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 
 
@@ -37,6 +39,8 @@ class ModelRef:
     name: Optional[str] = None
     version: Optional[str] = None
     alias: Optional[str] = None
+    #: An MLflow stage (``Production``...): deprecated by MLflow, followed like an alias.
+    stage: Optional[str] = None
 
     @property
     def describe(self) -> str:
@@ -46,7 +50,14 @@ class ModelRef:
             return f"models:/{self.name}/{self.version}"
         if self.alias:
             return f"models:/{self.name}@{self.alias}"
+        if self.stage:
+            return f"models:/{self.name}/{self.stage}"
         return f"models:/{self.name} (latest)"
+
+    @property
+    def moves(self) -> bool:
+        """An alias, a stage or "latest": what it names can change while we serve it."""
+        return self.kind == "registry" and not self.version
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,8 @@ def validate_alias(alias: str) -> str:
 
 
 def parse_registry_uri(uri: str) -> ModelRef:
-    """``models:/name``, ``models:/name/3``, ``models:/name@alias`` (and ``models:/name/latest``)."""
+    """``models:/name``, ``models:/name/3``, ``models:/name@alias``, ``models:/name/Production`` (a stage)
+    and ``models:/name/latest``."""
     rest = uri[len("models:/") :].strip("/")
     if not rest:
         raise ModelLoadError(f"invalid model URI {uri!r}: no model name")
@@ -85,8 +97,13 @@ def parse_registry_uri(uri: str) -> ModelRef:
             return ModelRef("registry", uri, name=name)
         if _VERSION_RE.match(suffix):
             return ModelRef("registry", uri, name=name, version=suffix)
-        # A stage (models:/name/Production) is deprecated in MLflow but still loadable as-is.
-        return ModelRef("uri", uri, name=name)
+        stage = next((s for s in STAGES if s.lower() == suffix.lower()), None)
+        if stage is None:
+            raise ModelLoadError(
+                f"invalid model URI {uri!r}: {suffix!r} is neither a version number, 'latest' nor a stage "
+                f"({', '.join(STAGES)})"
+            )
+        return ModelRef("registry", uri, name=name, stage=stage)
     return ModelRef("registry", uri, name=rest)
 
 
@@ -98,7 +115,12 @@ def parse_model_location(
     MLServer fills a missing ``uri`` with the model folder's path, so a folder without an ``MLmodel``
     file means "no uri": then the registry model named ``registry_name`` (default: the MLServer model
     name) is served, so that deploying a registered model needs nothing but its name.
+
+    The ``model_uri`` setting wins over ``uri``: it lives in ``parameters.extra``, which platforms that
+    rewrite ``uri`` and the model name (Seldon Core v2's agent) carry over untouched.
     """
+    if cfg.model_uri:
+        uri = cfg.model_uri
     registry_name = cfg.registry_name or model_name
     if not uri:
         return ModelRef("registry", f"models:/{registry_name}", name=registry_name)

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
+import warnings
 from contextlib import contextmanager
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
-from ..errors import ModelLoadError, RegistryNotFound
+from ..errors import ModelLoadError, RegistryNotFound, RegistryUnavailable, SigawareError
 from ..settings import SigawareSettings, resolve_relative_sqlite
+from . import registry_http
+from .artifacts import ArtifactCache, Lease, cache_for
+from .device import load_on_device
 from .location import ModelRef, ResolvedModel
+from .registry_health import health_of
 
 __all__ = ["RegistryClient"]
 
 logger = logging.getLogger("mlserver.sigaware")
+
+T = TypeVar("T")
 
 _GLOBAL_URI_LOCK = threading.Lock()
 #: One model load at a time per process: concurrent first imports of a flavor's modules from several
@@ -30,9 +36,16 @@ _LOAD_LOCK = threading.Lock()
 
 
 class RegistryClient:
-    """MLflow's client bound to one tracking/registry URI pair (never the process-wide one)."""
+    """MLflow's client bound to one tracking/registry URI pair (never the process-wide one).
+
+    Every call it makes runs under this model's deadlines (:mod:`.registry_http`): an unreachable
+    registry is a :class:`~mlserver_sigaware.errors.RegistryUnavailable` (503) within
+    ``registry_timeout_seconds`` x (``registry_retries`` + 1) plus back-off, reported once per outage
+    (:mod:`.registry_health`).
+    """
 
     def __init__(self, cfg: SigawareSettings, settings_dir: Optional[str]):
+        self.cfg = cfg
         self.tracking_uri = resolve_relative_sqlite(
             cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), settings_dir
         )
@@ -41,7 +54,11 @@ class RegistryClient:
             or os.environ.get("MLFLOW_REGISTRY_URI")
             or self.tracking_uri
         )
+        self.health = health_of(self.registry_uri or "(default registry)")
+        self.artifacts = cache_for(cfg.artifact_cache_dir)
         self._client = None
+        #: The ``device`` setting, applied to torch-based flavors at load (:mod:`.device`).
+        self.device = cfg.device
 
     @property
     def client(self):
@@ -51,6 +68,27 @@ class RegistryClient:
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         return self._client
 
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under this model's deadlines; an unreachable registry raises 503."""
+        with registry_http.policy(
+            self.cfg.registry_timeout_seconds, self.cfg.registry_retries, self.cfg.registry_backoff_seconds
+        ) as policy:
+            try:
+                result = fn(*args, **kwargs)
+            except SigawareError:
+                raise
+            except Exception:
+                if policy.failure is None:
+                    self.health.succeeded()  # it answered, with an error of its own
+                    raise
+                self.health.failed(policy.failure)
+                raise RegistryUnavailable(
+                    f"the model registry is unreachable ({policy.failure}; gave up after "
+                    f"{policy.attempts} attempts); versions already loaded keep serving, try again later"
+                ) from None
+        self.health.succeeded()
+        return result
+
     def resolve(self, ref: ModelRef) -> ResolvedModel:
         if ref.kind != "registry":
             return ResolvedModel(ref=ref, load_uri=ref.uri, run_id=_run_id_of(ref.uri))
@@ -59,6 +97,8 @@ class RegistryClient:
             mv = self._get_version(ref.name, ref.version)
         elif ref.alias:
             mv = self._get_alias(ref.name, ref.alias)
+        elif ref.stage:
+            mv = self._get_stage(ref.name, ref.stage)
         else:
             mv = self._latest(ref.name)
         return ResolvedModel(
@@ -72,7 +112,7 @@ class RegistryClient:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version(name, version)
+            return self.call(self.client.get_model_version, name, version)
         except MlflowException as exc:
             if _is_not_found(exc):
                 raise RegistryNotFound(f"model '{name}' has no version {version}") from None
@@ -82,59 +122,100 @@ class RegistryClient:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version_by_alias(name, alias)
+            return self.call(self.client.get_model_version_by_alias, name, alias)
         except MlflowException as exc:
             if _is_not_found(exc):
                 raise RegistryNotFound(f"model '{name}' has no alias '{alias}'") from None
             raise ModelLoadError(f"registry error for model '{name}@{alias}': {exc.message}") from None
 
+    def _get_stage(self, name: str, stage: str):
+        """The newest version in a stage (MLflow's deprecated stages, still what many guides use)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # "stages are deprecated": we say so in docs
+                versions = self.call(self.client.get_latest_versions, name, [stage])
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise RegistryNotFound(f"registered model '{name}' not found in {self._where}") from None
+            raise ModelLoadError(f"registry error for model '{name}' stage {stage}: {exc.message}") from None
+        if not versions:
+            raise RegistryNotFound(f"model '{name}' has no version in stage '{stage}'")
+        return max(versions, key=lambda mv: int(mv.version))
+
     def _latest(self, name: str):
         from mlflow.exceptions import MlflowException
 
         try:
-            versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+            versions = self.call(self.client.search_model_versions, f"name = '{_quote(name)}'")
         except MlflowException as exc:
             raise ModelLoadError(f"registry error listing versions of '{name}': {exc.message}") from None
         if not versions:
             raise RegistryNotFound(
-                f"registered model '{name}' not found (or has no versions) in {self.registry_uri}"
+                f"registered model '{name}' not found (or has no versions) in {self._where}"
             )
         return max(versions, key=lambda mv: int(mv.version))
 
+    @property
+    def _where(self) -> str:
+        return registry_http.display_uri(self.registry_uri or "the default registry")
+
     def list_versions(self, name: str) -> list[str]:
-        versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        versions = self.call(self.client.search_model_versions, f"name = '{_quote(name)}'")
         return sorted((str(mv.version) for mv in versions), key=int)
 
-    def load(self, resolved: ResolvedModel):
-        """Download (for remote or registry URIs) and load the pyfunc model."""
+    def load(self, resolved: ResolvedModel) -> tuple[Any, Optional[Lease]]:
+        """Download (for remote or registry URIs) and load the pyfunc model.
+
+        Returns the model and the lease on its artifact folder (None for a local folder): whoever
+        keeps the model releases the lease when it is done with it.
+        """
         with _LOAD_LOCK:
             return self._load(resolved)
 
-    def _load(self, resolved: ResolvedModel):
-        import mlflow.pyfunc
+    def _load(self, resolved: ResolvedModel) -> tuple[Any, Optional[Lease]]:
         from mlflow.exceptions import MlflowException
 
+        lease: Optional[Lease] = None
         try:
             if resolved.ref.kind == "local":
-                return mlflow.pyfunc.load_model(resolved.load_uri)
-            import mlflow.artifacts
-
-            with _mlflow_uris(self.tracking_uri, self.registry_uri):
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=resolved.load_uri,
-                    dst_path=tempfile.mkdtemp(prefix="sigaware-model-"),
-                    tracking_uri=self.tracking_uri,
-                    registry_uri=self.registry_uri,
-                )
-            return mlflow.pyfunc.load_model(local)
+                return load_on_device(resolved.load_uri, self.device), None
+            key = ArtifactCache.key_for(
+                resolved.ref.name, resolved.version, f"{self.registry_uri}|{self.tracking_uri}|{resolved.load_uri}"
+            )
+            lease = self.artifacts.checkout(key, lambda folder: self._download(resolved, folder))
+            return load_on_device(lease.local_path, self.device), lease
+        except SigawareError:
+            if lease is not None:
+                lease.release()
+            raise
         except MlflowException as exc:
+            if lease is not None:
+                lease.release()
             if _is_not_found(exc):
                 raise RegistryNotFound(f"{resolved.ref.describe}: {exc.message}") from None
             raise ModelLoadError(f"cannot load {resolved.ref.describe}: {exc.message}") from None
         except Exception as exc:  # a broken artifact is an operator's problem; say which
+            if lease is not None:
+                lease.release()
             raise ModelLoadError(
                 f"cannot load {resolved.ref.describe}: {type(exc).__name__}: {exc}"
             ) from None
+
+    def _download(self, resolved: ResolvedModel, folder: str) -> str:
+        import mlflow.artifacts
+
+        def download() -> str:
+            with _mlflow_uris(self.tracking_uri, self.registry_uri):
+                return mlflow.artifacts.download_artifacts(
+                    artifact_uri=resolved.load_uri,
+                    dst_path=folder,
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.registry_uri,
+                )
+
+        return self.call(download)
 
 
 @contextmanager

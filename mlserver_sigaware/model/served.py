@@ -7,6 +7,7 @@ state in one immutable object is what lets a version be swapped atomically.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -15,6 +16,7 @@ from mlflow.types.schema import ParamSchema, Schema
 from mlserver.types import InferenceRequest, MetadataModelResponse, MetadataTensor, Parameters
 
 from ..codec import RequestDecoder, ResponseEncoder
+from .device import model_device
 from .predictor import Predictor
 from .location import ResolvedModel
 from .registry import RegistryClient
@@ -52,15 +54,34 @@ class ServedModel:
     signature: Optional[ModelSignature] = None
     input_metadata: Optional[list[MetadataTensor]] = field(default=None)
     output_metadata: Optional[list[MetadataTensor]] = field(default=None)
+    #: Where the model's weights are (``cpu``, ``cuda:0``) for torch-based flavors, else ``None``.
+    device: Optional[str] = None
 
     @property
     def version(self) -> Optional[str]:
         return self.resolved.version
 
+    #: Releases this version's artifact folder: run by :meth:`close`, or when the object is garbage
+    #: collected (evicted or replaced, and the last request holding it finished).
+    _release: Optional[weakref.finalize] = field(default=None, repr=False, compare=False)
+
     @classmethod
     def load(cls, client: RegistryClient, resolved: ResolvedModel, cfg: SigawareSettings) -> "ServedModel":
-        pyfunc = client.load(resolved)
-        return cls.from_pyfunc(pyfunc, resolved, cfg)
+        pyfunc, lease = client.load(resolved)
+        try:
+            served = cls.from_pyfunc(pyfunc, resolved, cfg)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        if lease is not None:
+            served._release = weakref.finalize(served, lease.release)
+        return served
+
+    def close(self) -> None:
+        """Release the artifact folder now (a version nobody will use: refused by the guard)."""
+        if self._release is not None:
+            self._release()
 
     @classmethod
     def from_pyfunc(cls, pyfunc: Any, resolved: ResolvedModel, cfg: SigawareSettings) -> "ServedModel":
@@ -80,7 +101,7 @@ class ServedModel:
         always_enforce = cfg.enforce_schema_in_mlflow or any(f.is_composite for f in inputs.fields)
         decoder = RequestDecoder(inputs, params_schema, cfg.unknown_inputs)
         float_columns = (
-            decoder.uniform_names if cfg.sklearn_array_input and decoder.uniform_target is not None else None
+            decoder.uniform_columns if cfg.sklearn_array_input and decoder.uniform_target is not None else None
         )
         return cls(
             resolved=resolved,
@@ -97,6 +118,7 @@ class ServedModel:
             signature=signature,
             input_metadata=metadata_tensors(inputs),
             output_metadata=metadata_tensors(outputs),
+            device=model_device(pyfunc),
         )
 
     def needs_enforcement(self, request: InferenceRequest) -> bool:
@@ -115,6 +137,8 @@ class ServedModel:
             params["params"] = params_metadata(self.params_schema)
         if self.resolved.run_id:
             params["mlflow_run_id"] = self.resolved.run_id
+        if self.device is not None:
+            params["device"] = self.device
         if extra:
             params.update(extra)
         return MetadataModelResponse(

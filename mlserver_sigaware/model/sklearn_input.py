@@ -79,7 +79,7 @@ def plain_estimator(pyfunc: Any) -> Optional[Any]:
     return estimator if estimator is not None and _is_plain(estimator) else None
 
 
-def array_input_columns(pyfunc: Any, columns: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+def array_input_columns(pyfunc: Any, columns: Optional[tuple[Any, ...]]) -> Optional[tuple[Any, ...]]:
     """``columns`` when ``pyfunc``'s estimator may be given the frame of exactly those columns as an array.
 
     ``columns`` are the signature's float columns in its order (``None`` when the signature is not all

@@ -56,8 +56,8 @@ class ModelEndpoint(Protocol):
     config: SigawareSettings
 
     @property
-    def version(self) -> Optional[str]:
-        """The version this instance is pinned to (a per-version instance), else empty."""
+    def pinned_version(self) -> Optional[str]:
+        """The registry version this instance is pinned to (a per-version instance), else None."""
 
     async def select(self, selector: Optional[str]) -> ServedModel:
         """The loaded version that answers a request with this version selector."""

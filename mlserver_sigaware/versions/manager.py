@@ -16,7 +16,15 @@ from collections import OrderedDict
 from typing import Callable, Optional
 
 from .. import metrics
-from ..errors import RegistryNotFound, SigawareError, VersionConflict, VersionNotAllowed
+from .._patches.graceful_shutdown import SHUTTING_DOWN
+from ..errors import (
+    ModelLoadError,
+    RegistryNotFound,
+    RegistryUnavailable,
+    SigawareError,
+    VersionConflict,
+    VersionNotAllowed,
+)
 from ..model.location import ModelRef, ResolvedModel, validate_alias, validate_version
 from ..model.registry import RegistryClient
 from ..model.served import ServedModel
@@ -42,7 +50,9 @@ class VersionManager:
         self._loaded: "OrderedDict[str, ServedModel]" = OrderedDict()
         self._loading: dict[str, asyncio.Future] = {}
         self._refused: dict[str, str] = {}
-        self._rejected_targets: dict[str, SigawareError] = {}  # alias targets that failed to load/refused
+        # alias/stage targets that failed to load or were refused: (error class, message), re-raised fresh
+        # (a stored exception would keep its traceback's frames, and the refused model, alive)
+        self._rejected_targets: dict[str, tuple[type[SigawareError], str]] = {}
         self._last_warning: Optional[str] = None
         self._aliases: dict[str, tuple[str, float]] = {}
         self._start_lock: Optional[asyncio.Lock] = None
@@ -58,16 +68,41 @@ class VersionManager:
     def default_alias(self) -> Optional[str]:
         return self.ref.alias if self.is_registry else None
 
+    @property
+    def default_stage(self) -> Optional[str]:
+        return self.ref.stage if self.is_registry else None
+
+    @property
+    def pinned_version(self) -> Optional[str]:
+        """The version of a deployment pinned to one (``models:/name/3``)."""
+        return self.ref.version if self.is_registry else None
+
+    @property
+    def _target(self) -> str:
+        """What the default follows, in log lines and errors."""
+        if self.default_alias:
+            return f"alias '{self.default_alias}'"
+        if self.default_stage:
+            return f"stage '{self.default_stage}'"
+        return "the latest version"
+
     # -- start-up ---------------------------------------------------------------------------------
 
-    async def start(self) -> ServedModel:
-        """Resolve and load the default version, once per process."""
+    async def start(self, wait_for_registry: bool = False) -> ServedModel:
+        """Resolve and load the default version, once per process.
+
+        ``wait_for_registry`` (the server's start-up): an unreachable registry is waited for, with a log
+        line saying what for, up to ``startup_registry_wait_seconds``; then a clear error, which makes
+        the server exit non-zero (:mod:`mlserver_sigaware._patches.startup_failure`).
+        """
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             if self.default is None:
-                resolved = await asyncio.to_thread(self.client.resolve, self.ref)
-                served = await asyncio.to_thread(self._loader, resolved)
+                if wait_for_registry:
+                    served = await self._load_default_waiting()
+                else:
+                    served = await self._load_default()
                 self.default = served
                 if served.version:
                     self._loaded[served.version] = served
@@ -76,8 +111,45 @@ class VersionManager:
                 self._start_watch()
             return self.default
 
+    async def _load_default(self) -> ServedModel:
+        resolved = await asyncio.to_thread(self.client.resolve, self.ref)
+        return await asyncio.to_thread(self._loader, resolved)
+
+    async def _load_default_waiting(self) -> ServedModel:
+        budget = self.cfg.startup_registry_wait_seconds
+        started = time.monotonic()
+        pause = max(self.cfg.registry_backoff_seconds, 0.5)
+        next_note = started
+        while True:
+            try:
+                served = await self._load_default()
+            except RegistryUnavailable as exc:
+                waited = time.monotonic() - started
+                left = budget - waited
+                if left <= 0:
+                    raise ModelLoadError(
+                        f"gave up waiting for the model registry after {waited:.0f} s "
+                        f"(startup_registry_wait_seconds={budget:g}) to load {self.ref.describe}: {exc}"
+                    ) from None
+                if time.monotonic() >= next_note:  # at once, then every 30 s
+                    logger.warning(
+                        "waiting for the model registry to load %s (%s); retrying for up to %.0f s more "
+                        "(startup_registry_wait_seconds=%g); liveness answers, readiness not until loaded",
+                        self.ref.describe, exc, left, budget,
+                    )
+                    next_note = time.monotonic() + 30
+                if await _stopping_within(min(pause, max(left, 0.01))):
+                    raise ModelLoadError(f"the server is stopping: gave up waiting to load {self.ref.describe}")
+                pause = min(pause * 2, 5.0)
+                continue
+            if time.monotonic() - started > 1 and next_note > started:
+                logger.info("the model registry answered: %s loaded after %.0f s of waiting",
+                            self.ref.describe, time.monotonic() - started)
+            return served
+
     def _start_watch(self) -> None:
-        if self.default_alias and self.cfg.alias_poll_seconds > 0 and self._watch_task is None:
+        follows = self.default_alias or self.default_stage
+        if follows and self.cfg.alias_poll_seconds > 0 and self._watch_task is None:
             self._watch_task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
@@ -85,14 +157,16 @@ class VersionManager:
             await asyncio.sleep(self.cfg.alias_poll_seconds)
             try:
                 await self.refresh_default()
+            except RegistryUnavailable:
+                pass  # logged once per outage by the registry's health; the next poll tries again
             except SigawareError as exc:
                 message = str(exc)
                 if message != self._last_warning:  # once per problem, not once per poll
                     self._last_warning = message
-                    logger.warning("alias %s@%s: keeping version %s: %s", self.name, self.default_alias,
+                    logger.warning("%s of %s: keeping version %s: %s", self._target, self.name,
                                    self.default.version if self.default else None, message)
             except Exception:  # never let the watcher die
-                logger.exception("alias %s@%s: refresh failed", self.name, self.default_alias)
+                logger.exception("%s of %s: refresh failed", self._target, self.name)
 
     def stop(self) -> None:
         if self._watch_task is not None:
@@ -116,17 +190,31 @@ class VersionManager:
             if alias == self.default_alias:
                 return default
             version = await self._resolve_alias(alias)
+            self._check_version_allowed(version, via_alias=True)
         else:
             version = validate_version(selector)
-        self._check_version_allowed(version)
+            self._check_version_allowed(version, via_alias=False)
         if version == default.version:
             return default
         return await self._get_version(version)
 
-    def _check_version_allowed(self, version: str) -> None:
+    def _check_version_allowed(self, version: str, via_alias: bool) -> None:
         allowed = self.cfg.allowed_versions
-        if allowed is not None and version not in {str(v) for v in allowed}:
-            raise VersionNotAllowed(f"version {version} of '{self.name}' is not allowed here; allowed: {allowed}")
+        if allowed is not None:
+            if version not in {str(v) for v in allowed}:
+                raise VersionNotAllowed(
+                    f"version {version} of '{self.name}' is not allowed here; allowed: {allowed}"
+                )
+            return
+        pinned = self.pinned_version
+        if pinned is None or version == pinned:
+            return
+        if via_alias and self.cfg.allowed_aliases is not None:
+            return  # the operator opened these aliases on purpose
+        raise VersionNotAllowed(
+            f"this deployment is pinned to version {pinned} of '{self.name}' ({self.ref.describe}); "
+            f"version {version} is not served here (set allowed_versions to let requests select others)"
+        )
 
     def _check_alias_allowed(self, alias: str) -> None:
         allowed = self.cfg.allowed_aliases
@@ -139,7 +227,12 @@ class VersionManager:
         if cached and cached[1] > now:
             return cached[0]
         ref = ModelRef("registry", f"models:/{self.name}@{alias}", name=self.name, alias=alias)
-        resolved = await asyncio.to_thread(self.client.resolve, ref)
+        try:
+            resolved = await asyncio.to_thread(self.client.resolve, ref)
+        except RegistryUnavailable:
+            if cached:  # the registry is down: the last known target beats a 503
+                return cached[0]
+            raise
         assert resolved.version is not None
         self._aliases[alias] = (resolved.version, now + max(self.cfg.alias_poll_seconds, 1.0))
         return resolved.version
@@ -164,7 +257,11 @@ class VersionManager:
         ref = ModelRef("registry", f"models:/{self.name}/{version}", name=self.name, version=version)
         resolved = await asyncio.to_thread(self.client.resolve, ref)
         served = await asyncio.to_thread(self._loader, resolved)
-        self._guard(served)
+        try:
+            self._guard(served)
+        except VersionConflict:
+            _close(served)  # nobody got it: its artifacts go now
+            raise
         self._insert(served)
         return served
 
@@ -205,18 +302,17 @@ class VersionManager:
     # -- alias hot-swap ---------------------------------------------------------------------------
 
     async def refresh_default(self) -> Optional[str]:
-        """Re-resolve the default (an alias, or "latest" for a model deployed by name only); switch to
-        the new target once loaded and accepted.
+        """Re-resolve the default (an alias, a stage, or "latest" for a model deployed by name only);
+        switch to the new target once loaded and accepted.
 
         Returns the new default version, or None when nothing changed. Raises (and keeps serving the
         old default) when the new target cannot load or is refused by the guard. A pinned version
         (``models:/name/3``) never moves.
         """
         alias = self.default_alias
-        follows_latest = self.is_registry and not alias and not self.ref.version
-        if not (alias or follows_latest) or self.default is None:
+        if not self.ref.moves or self.default is None:
             return None
-        target = f"alias '{alias}'" if alias else "the latest version"
+        target = self._target
         if self._swap_lock is None:
             self._swap_lock = asyncio.Lock()
         async with self._swap_lock:
@@ -227,13 +323,15 @@ class VersionManager:
             assert resolved.version is not None
             rejected = self._rejected_targets.get(resolved.version)
             if rejected is not None:  # remembered: not downloaded again on every poll
-                raise rejected
+                raise rejected[0](rejected[1])
             candidate = self._loaded.get(resolved.version)
             if candidate is None:
                 try:
                     candidate = await asyncio.to_thread(self._loader, resolved)
+                except RegistryUnavailable:
+                    raise  # not the target's fault: tried again on the next poll
                 except SigawareError as exc:
-                    self._rejected_targets[resolved.version] = exc
+                    self._rejected_targets[resolved.version] = (type(exc), str(exc))
                     raise
             problems = signature_diff(current.signature, candidate.signature, self.cfg.compatibility)
             if problems:
@@ -243,7 +341,10 @@ class VersionManager:
                     f"compatible with the serving version {current.version} ({self.cfg.compatibility}): "
                     + "; ".join(problems)
                 )
-                self._rejected_targets[resolved.version] = conflict
+                self._rejected_targets[resolved.version] = (VersionConflict, str(conflict))
+                if resolved.version not in self._loaded:
+                    _close(candidate)
+                del candidate
                 raise conflict
             # The switch itself is one assignment: requests already holding `current` finish on it.
             self.default = candidate
@@ -253,7 +354,7 @@ class VersionManager:
             if alias:
                 self._aliases.pop(alias, None)
             self._insert(candidate)
-            metrics.alias_swaps().labels(self.name, alias or "latest").inc()
+            metrics.alias_swaps().labels(self.name, alias or self.default_stage or "latest").inc()
             logger.info("%s of %s: switched from version %s to %s", target, self.name,
                         current.version, candidate.version)
             return candidate.version
@@ -264,11 +365,30 @@ class VersionManager:
         return {
             "default_version": self.default.version if self.default else None,
             "default_alias": self.default_alias,
+            "default_stage": self.default_stage,
+            "pinned": self.pinned_version is not None,
             "loaded_versions": list(self._loaded),
             "refused_versions": sorted(self._refused, key=int),
             "max_loaded_versions": self.cfg.max_loaded_versions,
             "compatibility": self.cfg.compatibility,
         }
+
+
+async def _stopping_within(seconds: float) -> bool:
+    """Sleep ``seconds``, waking early (True) if the server starts stopping (SIGTERM)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if SHUTTING_DOWN.is_set():
+            return True
+        await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+    return SHUTTING_DOWN.is_set()
+
+
+def _close(served: ServedModel) -> None:
+    """Release a model nobody will use (its artifact folder goes at once)."""
+    close = getattr(served, "close", None)
+    if close is not None:
+        close()
 
 
 _MANAGERS: dict[tuple, VersionManager] = {}
@@ -282,7 +402,7 @@ def manager_for(name: str, client: RegistryClient, ref: ModelRef, cfg: SigawareS
     shares one.
     """
     key = (client.registry_uri, client.tracking_uri, ref.kind, ref.name or ref.uri, ref.version, ref.alias,
-           cfg.model_dump_json())
+           ref.stage, cfg.model_dump_json())
     manager = _MANAGERS.get(key)
     if manager is None:
         manager = VersionManager(ref.name or name, client, ref, cfg)

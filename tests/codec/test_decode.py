@@ -302,3 +302,33 @@ def test_roundtrip_array_of_strings(values):
     got = _roundtrip(Schema([ColSpec(Array(DataType.string), "c")]), pd.Series(values, dtype=object), "BYTES")
     assert got.tolist() == values
 
+
+
+# -- MLflow's conventions for unnamed columns and empty batches (issue 14) ---------------------------
+
+
+def test_unnamed_columns_get_mlflows_positional_labels():
+    """Clients address an unnamed ColSpec as ``input-0`` (V2 metadata), but the model's DataFrame
+    labels it ``0``, as MLflow's parsing does: the transformers flavor reads the labels."""
+    one = decoder(Schema([ColSpec(DataType.string)]))
+    frame = one.decode_inputs(request(inp("input-0", "BYTES", ["a", "b"])))
+    assert list(frame.columns) == [0]
+    assert frame[0].tolist() == ["a", "b"]
+    two = decoder(Schema([ColSpec(DataType.double), ColSpec(DataType.double)]))
+    frame = two.decode_inputs(request(inp("input-0", "FP64", [1.0]), inp("input-1", "FP64", [2.0])))
+    assert list(frame.columns) == [0, 1]
+    named = decoder(Schema([ColSpec(DataType.string, "text")]))
+    assert list(named.decode_inputs(request(inp("text", "BYTES", ["a"]))).columns) == ["text"]
+
+
+@pytest.mark.parametrize(
+    "schema, given",
+    [
+        (Schema([ColSpec(DataType.string, "text")]), inp("text", "BYTES", [], shape=[0])),
+        (Schema([TensorSpec(np.dtype("float32"), (-1, 4))]), inp("input-0", "FP32", [], shape=[0, 4])),
+        (None, inp("x", "FP64", [], shape=[0])),
+    ],
+)
+def test_zero_rows_are_refused_naming_the_input(schema, given):
+    with pytest.raises(InvalidInput, match=rf"input '{given['name']}' has no rows"):
+        decoder(schema).decode_inputs(request(given))

@@ -74,6 +74,7 @@ def test_the_documented_env_var_sets_the_field(name, monkeypatch):
         "allowed_aliases": '["blue"]',
         "rejected_log_level": "warning",
         "log_format": "json",
+        "device": "cpu",
     }
     raw = values.get(name, candidates.get(type(default), "sqlite:///x.db"))
     for key in list(os.environ):

@@ -27,6 +27,15 @@ BLOCKS = all_blocks()
 #: Keep this list minimal: every other shell and Python block runs against the demo.
 NOT_RUN = {
     ("README.md", "make serve   # builds ./demo-registry (a local sqlite MLflow registry) and runs `mlserver start .`"),
+    # A Docker engine, root and minutes, or a Kubernetes cluster: tests/deploy/ runs what can run here.
+    ("docs/kubernetes.md", "docker build -t registry.example.com/mlserver-sigaware:0.1.0 \\"),
+    ("docs/kubernetes.md",
+     'IMAGE=localhost/mlserver-sigaware:dev MODEL_PACKAGES="scikit-learn==1.9.1 skops==0.16.0" scripts/build_image.sh'),
+    ("docs/kubernetes.md", "kubectl create secret generic mlflow-credentials \\"),
+    ("docs/kubernetes.md", "kubectl apply -f deploy/seldon-v2/model-settings.yaml -f deploy/seldon-v2/server.yaml"),
+    ("docs/kubernetes.md", "kubectl apply -f deploy/seldon-v1/seldondeployment.yaml"),
+    ("docs/kubernetes.md", "kubectl apply -f deploy/kserve/servingruntime.yaml"),
+    ("docs/kubernetes.md", "for port in 8090 8091 8092; do"),
 }
 
 #: What a command in a ``text`` block would look like (text blocks are for output and trees).

@@ -37,6 +37,7 @@ for _p in (str(_TESTS), str(Path(__file__).resolve().parent)):
 import zoo  # noqa: E402
 from cases import ERROR_CASES, Case, ErrorCase, build_valid_cases, error_cases, wine_frame  # noqa: E402
 from harness import MLServerProcess, write_model_settings  # noqa: E402
+from tests.integration.mlflow_registry import RegistryServer  # noqa: E402
 
 #: The zoo kinds served from local folders, each under its own kind name.
 LOCAL_KINDS = (
@@ -238,4 +239,13 @@ def workers_server(
         root, parallel_workers=1, debug=True, models=list(served), startup_timeout=180
     )
     with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A real ``mlflow server`` (sqlite backend, proxied artifacts), started once: about 20 s on two
+    busy cores. Tests register models under names of their own; one that stops it (an outage) restarts
+    it on the same port, with the same data, before it ends."""
+    with RegistryServer(tmp_path_factory.mktemp("mlflow-server")) as server:
         yield server

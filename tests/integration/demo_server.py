@@ -17,7 +17,7 @@ from mlserver_sigaware import demo
 from tests.integration.harness import MLServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_MODELS = ["wine-regressor", "text-translator"]
+DEMO_MODELS = ["wine-regressor", "text-translator", "sentence-embedder"]
 
 
 @contextlib.contextmanager

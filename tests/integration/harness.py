@@ -230,6 +230,13 @@ class MLServerProcess:
                 self.stop()
                 raise
 
+    def launch(self) -> None:
+        """Start the process and return at once, without waiting for readiness (start-up tests)."""
+        if self.process is not None:
+            raise RuntimeError("this MLServerProcess is already running")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._spawn()
+
     def stop(self) -> None:
         """Terminate the process group (SIGTERM, then SIGKILL after :attr:`stop_timeout`)."""
         process = self.process

@@ -129,3 +129,27 @@ def test_registry_not_found_in_process(registries, uri, fragment):
         client.resolve(parse_registry_uri(uri))
     assert fragment in str(info.value)
     assert info.value.status_code == 404
+
+
+# ---------------------------------------------------------------------------- pinned
+
+
+def test_a_pinned_deployment_serves_only_its_version(main_server, registries):
+    """``models:/translator/1`` is what its operator deploys: other versions are not reachable there
+    (an alias that names the pinned version is)."""
+    import requests
+
+    base = f"{main_server.http_url}/v2/models/translator-v1"
+    body = {"inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["hello world"]}]}
+    pinned, other = registries.translator_de, registries.translator_fr
+
+    def infer(selector):
+        return requests.post(f"{base}/infer", json=body, headers={"mlflow-model-version": selector}, timeout=30)
+
+    for selector in (pinned, "@champion"):  # champion names the pinned version
+        reply = infer(selector)
+        assert reply.status_code == 200 and reply.json()["model_version"] == pinned, reply.text
+    reply = infer(other)
+    assert reply.status_code == 403, reply.text
+    assert f"pinned to version {pinned}" in reply.json()["error"]
+    assert requests.get(base, timeout=30).json()["parameters"]["versions"]["pinned"] is True

@@ -9,13 +9,8 @@ hot-swap under continuous load from concurrent clients, with a real `mlflow serv
 from __future__ import annotations
 
 import functools
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -26,7 +21,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests import zoo
-from tests.integration.harness import MLServerProcess, free_port, write_model_settings
+from tests.integration.harness import MLServerProcess, write_model_settings
 
 pytestmark = pytest.mark.integration
 
@@ -147,41 +142,9 @@ def test_fourth_distinct_version_evicts_least_recently_used(story):
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` (sqlite backend) on loopback, as in production."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(
-        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-         "--artifacts-destination", str(root / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError((root / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise RuntimeError("mlflow server did not start")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+def mlflow_server(mlflow_registry):
+    """A real `mlflow server` (sqlite backend) on loopback, as in production (shared by the session)."""
+    return mlflow_registry.url
 
 
 class Load:

@@ -26,6 +26,9 @@ CFG = SigawareSettings()
         ("models:/wine", ModelRef("registry", "models:/wine", name="wine")),
         ("models:/wine/latest", ModelRef("registry", "models:/wine/latest", name="wine")),
         ("models:/team/wine/2", ModelRef("registry", "models:/team/wine/2", name="team/wine", version="2")),
+        # MLflow's (deprecated) stages: each its own moving reference, case-insensitive as in MLflow
+        ("models:/wine/Production", ModelRef("registry", "models:/wine/Production", name="wine", stage="Production")),
+        ("models:/wine/staging", ModelRef("registry", "models:/wine/staging", name="wine", stage="Staging")),
         ("runs:/abc123/model", ModelRef("uri", "runs:/abc123/model")),
         ("s3://bucket/model", ModelRef("uri", "s3://bucket/model")),
     ],
@@ -34,10 +37,35 @@ def test_uri_forms(uri, expected):
     assert parse_model_location(uri, "/settings", "served-name", CFG) == expected
 
 
+def test_stage_refs_move_and_describe_themselves():
+    prod = parse_model_location("models:/wine/production", None, "w", CFG)
+    assert prod.moves and prod.describe == "models:/wine/Production"
+    assert parse_model_location("models:/wine@champion", None, "w", CFG).moves
+    assert not parse_model_location("models:/wine/3", None, "w", CFG).moves
+    assert prod != parse_model_location("models:/wine/Staging", None, "w", CFG)
+
+
+def test_unknown_suffix_is_a_clear_load_error():
+    with pytest.raises(ModelLoadError, match="neither a version number, 'latest' nor a stage"):
+        parse_model_location("models:/wine/Prod", None, "w", CFG)
+
+
 def test_no_uri_means_the_model_name_in_the_registry():
     assert parse_model_location(None, "/x", "wine", CFG) == ModelRef("registry", "models:/wine", name="wine")
     cfg = SigawareSettings(registry_name="wine-regressor")
     assert parse_model_location(None, "/x", "wine_1", cfg).name == "wine-regressor"
+
+
+def test_model_uri_wins_over_a_rewritten_uri(tmp_path: Path, monkeypatch):
+    """Seldon Core v2's agent renames the model and may point ``uri`` at its download folder: the
+    registry reference in ``parameters.extra`` (``model_uri``) decides what is served."""
+    cfg = SigawareSettings.from_extra({"model_uri": "models:/wine@champion"})
+    for uri in (str(tmp_path), None, "models:/other/1"):
+        ref = parse_model_location(uri, str(tmp_path), "wine_3", cfg)
+        assert ref == ModelRef("registry", "models:/wine@champion", name="wine", alias="champion")
+    monkeypatch.setenv("MLSERVER_SIGAWARE_MODEL_URI", "models:/wine/2")
+    ref = parse_model_location(str(tmp_path), str(tmp_path), "wine_3", SigawareSettings.from_extra({}))
+    assert (ref.name, ref.version) == ("wine", "2")
 
 
 def test_folder_without_mlmodel_means_no_uri(tmp_path: Path):

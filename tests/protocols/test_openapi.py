@@ -214,10 +214,10 @@ def test_swagger_html_is_offline_and_escaped():
 
 
 class FakeRuntime:
-    """What the handlers use of SignatureAwareRuntime: ``name``, ``version``, ``select``."""
+    """What the handlers use of SignatureAwareRuntime: ``name``, ``pinned_version``, ``select``."""
 
     def __init__(self, name: str, served_model: Any, version: Optional[str] = None):
-        self.name, self.version, self._served = name, version, served_model
+        self.name, self.pinned_version, self._served = name, version, served_model
 
     async def select(self, selector: Optional[str]):
         if selector is not None:

@@ -16,6 +16,7 @@ from mlserver_sigaware.errors import (
     InvalidInput,
     ModelLoadError,
     RegistryNotFound,
+    RegistryUnavailable,
     VersionConflict,
     VersionNotAllowed,
 )
@@ -41,13 +42,19 @@ class FakeRegistry:
     def __init__(self):
         self.signatures = {"1": PROMPT, "2": PROMPT, "3": RENAMED, "4": PROMPT, "5": PROMPT}
         self.aliases = {"champion": "1", "challenger": "2"}
+        self.stages = {"Production": "1", "Staging": "2"}
+        self.down = False  # the registry is unreachable
         self.loads: list[str] = []
         self.delay = 0.0
         self.broken: set[str] = set()
         self.lock = threading.Lock()
 
     def resolve(self, ref: ModelRef) -> ResolvedModel:
-        if ref.alias:
+        if self.down:
+            raise RegistryUnavailable("the model registry is unreachable (connection refused)")
+        if ref.stage:
+            version = self.stages[ref.stage]
+        elif ref.alias:
             if ref.alias not in self.aliases:
                 raise RegistryNotFound(f"no alias {ref.alias}")
             version = self.aliases[ref.alias]
@@ -273,5 +280,160 @@ def test_non_registry_model_has_no_versions():
         assert (await m.get(None)).version is None
         with pytest.raises(RegistryNotFound, match="not served from the model registry"):
             await m.get("2")
+
+    run(go())
+
+
+# ---------------------------------------------------------------------------------------- pinned
+
+
+def pinned(reg: FakeRegistry, **cfg) -> VersionManager:
+    ref = ModelRef("registry", "models:/m/1", name="m", version="1")
+    return VersionManager("m", reg, ref, SigawareSettings(**{"alias_poll_seconds": 0, **cfg}), loader=reg.load)
+
+
+def test_a_pinned_deployment_serves_only_itself():
+    reg = FakeRegistry()
+
+    async def go():
+        m = pinned(reg)
+        assert (await m.get("1")).version == "1"
+        assert (await m.get("@champion")).version == "1"  # an alias that names the pinned version
+        for selector in ("2", "@challenger"):
+            with pytest.raises(VersionNotAllowed, match="pinned to version 1 of 'm'.*set allowed_versions") as info:
+                await m.get(selector)
+            assert info.value.status_code == 403
+        assert reg.loads == ["1"]
+
+    run(go())
+
+
+def test_allowed_versions_or_aliases_open_a_pinned_deployment():
+    reg = FakeRegistry()
+
+    async def go():
+        assert (await pinned(reg, allowed_versions=["1", "2"]).get("2")).version == "2"
+        m = pinned(reg, allowed_aliases=["challenger"])
+        assert (await m.get("@challenger")).version == "2"
+        with pytest.raises(VersionNotAllowed):
+            await m.get("2")  # by number: still only the pinned version
+
+    run(go())
+
+
+def test_alias_and_name_only_deployments_still_select_any_version():
+    reg = FakeRegistry()
+
+    async def go():
+        assert (await manager(reg).get("2")).version == "2"
+        by_name = manager(reg, uri="models:/m")
+        assert (await by_name.get("1")).version == "1"
+
+    run(go())
+
+
+# ---------------------------------------------------------------------------------------- stages
+
+
+def staged(reg: FakeRegistry, stage: str, **cfg) -> VersionManager:
+    ref = ModelRef("registry", f"models:/m/{stage}", name="m", stage=stage)
+    return VersionManager("m", reg, ref, SigawareSettings(**{"alias_poll_seconds": 0, **cfg}), loader=reg.load)
+
+
+def test_a_stage_is_followed_like_an_alias():
+    reg = FakeRegistry()
+
+    async def go():
+        prod, staging = staged(reg, "Production"), staged(reg, "Staging")
+        assert (await prod.get(None)).version == "1"
+        assert (await staging.get(None)).version == "2"
+        reg.stages["Production"] = "4"
+        assert await prod.refresh_default() == "4"
+        assert await staging.refresh_default() is None
+        reg.stages["Production"] = "3"  # incompatible: the guard refuses, 4 keeps serving
+        with pytest.raises(VersionConflict, match="stage 'Production' of 'm' moved to version 3"):
+            await prod.refresh_default()
+        assert prod.default.version == "4" and prod.state()["default_stage"] == "Production"
+
+    run(go())
+
+
+def test_stage_poller_runs_in_the_background():
+    reg = FakeRegistry()
+
+    async def go():
+        m = staged(reg, "Production", alias_poll_seconds=0.05)
+        await m.start()
+        reg.stages["Production"] = "2"
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if m.default.version == "2":
+                break
+        assert m.default.version == "2"
+        m.stop()
+
+    run(go())
+
+
+# ---------------------------------------------------------------------------------------- outages
+
+
+def test_start_up_waits_for_the_registry_then_loads(caplog):
+    reg = FakeRegistry()
+    reg.down = True
+
+    async def go():
+        m = manager(reg, startup_registry_wait_seconds=30, registry_backoff_seconds=0.01)
+        task = asyncio.create_task(m.start(wait_for_registry=True))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        reg.down = False
+        served = await asyncio.wait_for(task, 10)
+        assert served.version == "1"
+
+    with caplog.at_level("WARNING", logger="mlserver.sigaware"):
+        run(go())
+    waits = [r.getMessage() for r in caplog.records if "waiting for the model registry" in r.getMessage()]
+    assert len(waits) == 1 and "models:/m@champion" in waits[0] and "startup_registry_wait_seconds=30" in waits[0]
+
+
+def test_start_up_gives_up_after_the_configured_wait():
+    reg = FakeRegistry()
+    reg.down = True
+
+    async def go():
+        m = manager(reg, startup_registry_wait_seconds=0.3, registry_backoff_seconds=0.01)
+        started = time.monotonic()
+        with pytest.raises(ModelLoadError, match=r"gave up waiting for the model registry .*startup_registry_wait_seconds=0.3"):
+            await m.start(wait_for_registry=True)
+        assert time.monotonic() - started < 3
+
+    run(go())
+
+
+def test_during_an_outage_loaded_versions_serve_others_are_503_and_the_poller_recovers():
+    reg = FakeRegistry()
+
+    async def go():
+        m = manager(reg, alias_poll_seconds=0.05)
+        await m.start()
+        await m.get("2")
+        await m.get("@challenger")  # alias target cached
+        reg.down = True
+        assert (await m.get(None)).version == "1"
+        assert (await m.get("2")).version == "2"
+        with pytest.raises(RegistryUnavailable):
+            await m.get("4")
+        await asyncio.sleep(1.1)  # the poller fails quietly meanwhile; the alias cache (1 s) expires
+        assert (await m.get("@challenger")).version == "2"  # stale alias target beats a 503
+        assert m.default.version == "1"
+        reg.aliases["champion"] = "4"
+        reg.down = False
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if m.default.version == "4":
+                break
+        assert m.default.version == "4"
+        m.stop()
 
     run(go())

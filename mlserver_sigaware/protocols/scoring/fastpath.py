@@ -309,7 +309,7 @@ def check_decoded(served: "ServedModel", data: Any) -> None:
     """Decoded values MLflow would not have produced: zoned datetimes (MLflow: 400)."""
     if isinstance(data, pd.DataFrame):
         for spec in served.inputs.fields:
-            if spec.mlflow_type is DataType.datetime and spec.name in data.columns:
-                if isinstance(data[spec.name].dtype, pd.DatetimeTZDtype):
+            if spec.mlflow_type is DataType.datetime and spec.column in data.columns:
+                if isinstance(data[spec.column].dtype, pd.DatetimeTZDtype):
                     raise UseMlflow
 

@@ -17,7 +17,12 @@ Deliberate differences from MLflow 3.17.2's scoring server
 3. A request **without** ``Content-Type`` is MLflow's 415 for an unsupported one (MLflow itself fails
    on the missing header with a bare 500: a client's mistake is never a 5xx here).
 4. MLflow's request-timeout middleware (504) is not reproduced: the server's own timeouts apply.
-5. Extensions without an MLflow counterpart: :func:`error_for_status` (e.g. an unknown model version
+5. **Zero rows** are a 400 ``INVALID_PARAMETER_VALUE`` before the model runs. MLflow refuses most
+   empty payloads in its schema enforcement (those answers are MLflow's own bodies); an empty table
+   that names its columns (``{"dataframe_split": {"columns": [...], "data": []}}``) MLflow hands to
+   the model, whose answer depends on the flavor (200 without the promised outputs, or a 400 from
+   inside the flavor). Reason: one rule on every route (docs/flavors.md).
+6. Extensions without an MLflow counterpart: :func:`error_for_status` (e.g. an unknown model version
    selected by header, or conflicting version headers) and :func:`no_default_model` (bare
    ``/invocations`` on a multi-model server); the request limits of
    :mod:`mlserver_sigaware._patches.request_limits` (413, 415, and 400 for JSON nested too deep).
@@ -66,6 +71,9 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+import pandas as pd
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
@@ -155,6 +163,10 @@ def _invoke(served: "ServedModel", body: bytes, content_type: Optional[str], sta
         return _unsupported_content_type(content_type)
 
     data, enforce, shown = model_input(served, request)
+    if has_no_rows(data):
+        raise MlflowException.invalid_parameter_value(
+            "The input has no rows: a request needs at least one row."
+        )
     try:
         params = validate_json_params(request.params, served.params_schema)
     except InvalidParams as exc:
@@ -173,6 +185,17 @@ def _unsupported_content_type(content_type: Optional[str]) -> ScoringResponse:
         f" Types: {CONTENT_TYPES}."
         f" Got '{content_type}'.",
     )
+
+
+def has_no_rows(data: Any) -> bool:
+    """Whether the model input has zero rows (a frame, an array, a dict of arrays, a list)."""
+    if isinstance(data, (pd.DataFrame, pd.Series, list)):
+        return len(data) == 0
+    if isinstance(data, np.ndarray):
+        return data.ndim > 0 and data.shape[0] == 0
+    if isinstance(data, dict):
+        return any(has_no_rows(v) for v in data.values() if isinstance(v, (np.ndarray, list)))
+    return False
 
 
 def model_input(served: "ServedModel", request: ScoringRequest) -> tuple[Any, bool, Any]:
@@ -233,8 +256,10 @@ def _mlflow_input(
     try:
         data, _ = _validate_prediction_input(parsed, None, schema, None, served.predictor.loader_module)
     except MlflowException as exc:
-        message = str(our_error) if our_error is not None else exc.message
-        exc.message = f"Failed to predict data '{parsed}'. \nError: {message}"
+        # MLflow's message starts with the whole parsed input ("Failed to predict data '<frame>'"):
+        # where our codec refused the input, its message (naming the input and the expected type)
+        # replaces all of it, so no body echoes the client's data back.
+        exc.message = str(our_error) if our_error is not None else f"Failed to predict data '{parsed}'. \nError: {exc.message}"
         raise exc from None
     return data, False, parsed
 

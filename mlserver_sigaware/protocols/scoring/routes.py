@@ -93,8 +93,9 @@ def scoring_handlers(model: ModelEndpoint) -> list[Handler]:
     ) -> Response:
         return await invocations_response(model, body, content_type, versions)
 
-    if model.version:
-        return [("sigaware_invocations", sigaware_invocations, f"{base}/versions/{model.version}/invocations", "POST")]
+    if model.pinned_version:
+        path = f"{base}/versions/{model.pinned_version}/invocations"
+        return [("sigaware_invocations", sigaware_invocations, path, "POST")]
 
     async def sigaware_root_invocations(
         body: bytes = Depends(raw_body),

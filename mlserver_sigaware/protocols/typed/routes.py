@@ -39,7 +39,7 @@ async def openapi_response(model: ModelEndpoint, versions: Optional[dict[str, st
     """``GET .../openapi.json``: the document of the selected version (the default one without a header)."""
     try:
         served = await model.select(selected(versions))
-        document = openapi_document(served, model.name, model.version or None)
+        document = openapi_document(served, model.name, model.pinned_version)
     except SigawareError as exc:
         return json_error(exc.status_code, str(exc))
     except Exception as exc:  # a bug of ours: a clean 500
@@ -78,8 +78,8 @@ def typed_handlers(model: ModelEndpoint) -> list[Handler]:
     async def sigaware_openapi(versions: Optional[dict[str, str]] = Depends(version_selector)) -> Response:
         return await openapi_response(model, versions)
 
-    if model.version:
-        prefix = f"{base}/versions/{model.version}"
+    if model.pinned_version:
+        prefix = f"{base}/versions/{model.pinned_version}"
         return [
             ("sigaware_predict", sigaware_predict, f"{prefix}/predict", "POST"),
             ("sigaware_openapi", sigaware_openapi, f"{prefix}/openapi.json", "GET"),
