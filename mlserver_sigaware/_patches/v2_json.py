@@ -59,8 +59,9 @@ def _doubles(parser: Any, span: bytes) -> Optional[np.ndarray]:
     values = np.frombuffer(buffer, dtype=np.float64)
     if not values.size:
         return None
-    # A number has at most one ".": as many as there are values, and every one is a float literal.
-    if span.count(b".") != values.size and (values == np.trunc(values)).any():
+    # Only an integral value can have been written as an integer literal; when there is one, a number
+    # has at most one ".": as many as there are values, and every one is a float literal.
+    if (values == np.trunc(values)).any() and span.count(b".") != values.size:
         left = span.translate(None, _INT_TOKEN_CHARS)
         if left == b"[]" or b",," in left or left.startswith(b"[,") or left.endswith(b",]"):
             return None  # an integer literal: orjson keeps it an int, the list way
