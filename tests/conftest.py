@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from google.protobuf import descriptor_pool
@@ -51,3 +52,21 @@ def flavor_zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     else:
         base = tmp_path_factory.mktemp("flavor-zoo")
     return flavor_zoo.FlavorZoo(base)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mlflow_lock_files_left() -> Iterator[None]:
+    """MLflow creates an empty ``db_init_lock-<hash>`` in the system temp folder for every sqlite
+    registry it opens and never removes it; the tests open dozens. Remove those made during the session
+    (only new ones: another process's locks are left alone)."""
+    import tempfile
+
+    folder = Path(tempfile.gettempdir())
+    before = set(folder.glob("db_init_lock-*"))
+    yield
+    for lock in set(folder.glob("db_init_lock-*")) - before:
+        try:
+            if lock.stat().st_size == 0:
+                lock.unlink()
+        except OSError:
+            pass

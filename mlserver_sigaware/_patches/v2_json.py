@@ -61,11 +61,16 @@ def _doubles(parser: Any, span: bytes) -> Optional[np.ndarray]:
         return None
     # Only an integral value can have been written as an integer literal; when there is one, a number
     # has at most one ".": as many as there are values, and every one is a float literal.
-    if (values == np.trunc(values)).any() and span.count(b".") != values.size:
+    if (values == np.trunc(values)).any() and _dots(span) != values.size:
         left = span.translate(None, _INT_TOKEN_CHARS)
         if left == b"[]" or b",," in left or left.startswith(b"[,") or left.endswith(b",]"):
             return None  # an integer literal: orjson keeps it an int, the list way
     return values
+
+
+def _dots(span: bytes) -> int:
+    """How many ``.`` ``span`` holds (numpy's compare is several times faster than ``bytes.count``)."""
+    return int(np.count_nonzero(np.frombuffer(span, dtype=np.uint8) == ord(".")))
 
 
 def _validated(document: Any) -> Optional[InferenceRequest]:
