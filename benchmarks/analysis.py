@@ -1,9 +1,11 @@
 """In-process measurements of our runtime (no HTTP): where a request's time and memory go.
 
-* :func:`stage_times`: one V2 request through the stages a server runs, each timed on its own (median
-  of ``reps``): MLServer parsing the JSON body into an ``InferenceRequest``, our ``decoder.decode``,
-  the ``predictor`` call, our ``encoder.encode``, and MLServer/FastAPI turning the ``InferenceResponse``
-  into bytes (FastAPI's own ``serialize_response`` + MLServer's ``encode_to_json_bytes``).
+* :func:`stage_times`: one V2 request through the stages our REST ``infer`` route runs, each timed on
+  its own (median of ``reps``): parsing the JSON body into an ``InferenceRequest`` (float arrays as
+  ndarrays, ``_patches/v2_json.py``), our ``decoder.decode``, the ``predictor`` call, our
+  ``encoder.encode``, and the response's JSON bytes; beside them, for reference, what MLServer's own
+  route would spend parsing (orjson + pydantic) and serializing (FastAPI's ``serialize_response`` +
+  MLServer's ``encode_to_json_bytes``).
 * :func:`payload_copies`: tracemalloc peak and live memory from the parsed request to the moment the
   model is called, in units of the numeric payload (rows x columns x 8 bytes).
 * :func:`profile_single_row`: cProfile of ``SignatureAwareRuntime.predict`` itself (the real runtime,
@@ -77,24 +79,29 @@ def serialize_like_mlserver(response: InferenceResponse, field: Any = None) -> b
 
 
 def stage_times(served: ServedModel, body: bytes, reps: int = 15) -> dict[str, float]:
-    """Median milliseconds of each stage of one V2 request (see the module docstring)."""
+    """Median milliseconds of each stage of one V2 request as our REST ``infer`` route runs it (see the
+    module docstring), with MLServer's own parse and serialization beside them for reference."""
+    from mlserver_sigaware._patches.binary_tensors import encode_json, response_document
+    from mlserver_sigaware._patches.v2_json import parse_v2_json
+
     field = _response_field()
-    request = InferenceRequest.model_validate(orjson.loads(body))
+    request = parse_v2_json(body)  # what our route hands MLServer's data plane: float arrays as ndarrays
     data, params = served.decoder.decode(request)
     prediction = served.predictor(data, params, enforce=False)
-    outputs = served.encoder.encode(prediction)
+    outputs = served.encoder.encode(prediction, arrays=True)
     response = InferenceResponse(model_name="wine", outputs=outputs)
+    listed = InferenceResponse(model_name="wine", outputs=served.encoder.encode(prediction))
     out = {
-        "mlserver_parse": _median_ms(lambda: InferenceRequest.model_validate(orjson.loads(body)), reps),
+        "parse": _median_ms(lambda: parse_v2_json(body), reps),
         "decode": _median_ms(lambda: served.decoder.decode(request), reps),
         "predict": _median_ms(lambda: served.predictor(data, params, enforce=False), reps),
-        "encode": _median_ms(lambda: served.encoder.encode(prediction), reps),
-        "mlserver_serialize": _median_ms(lambda: serialize_like_mlserver(response, field), reps),
+        "encode": _median_ms(lambda: served.encoder.encode(prediction, arrays=True), reps),
+        "serialize": _median_ms(lambda: encode_json(response_document(response)), reps),
+        "mlserver_parse": _median_ms(lambda: InferenceRequest.model_validate(orjson.loads(body)), reps),
+        "mlserver_serialize": _median_ms(lambda: serialize_like_mlserver(listed, field), reps),
         "mlflow_enforce": _median_ms(lambda: served.predictor.enforce(data), reps),
     }
-    out["total_in_process"] = sum(
-        out[k] for k in ("mlserver_parse", "decode", "predict", "encode", "mlserver_serialize")
-    )
+    out["total_in_process"] = sum(out[k] for k in ("parse", "decode", "predict", "encode", "serialize"))
     return out
 
 
