@@ -38,7 +38,7 @@ import orjson
 from ..logs import REQUEST_ID, RequestId, log_rejected
 from ..settings import ServerSettings, server_settings
 
-__all__ = ["RequestLimits", "json_depth"]
+__all__ = ["RequestLimits", "json_depth", "replay_body"]
 
 logger = logging.getLogger("mlserver.sigaware")
 
@@ -382,14 +382,14 @@ class RequestLimits:
             ]
             headers.append((b"content-length", str(len(body)).encode("ascii")))
             scope = dict(scope, headers=headers)
-        return scope, _replay(body, receive)
+        return scope, replay_body(body, receive)
 
 
 class _ClientGone(Exception):
     pass
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the application the whole body once, then waits for the disconnect."""
     sent = False
 

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from ..settings import server_settings
 from . import binary_tensors
+from .request_limits import replay_body
 from .v2_json import parse_v2_json
 
 __all__ = ["ARRAYS_MARK", "MARKER", "apply", "install", "is_ours", "lists_only"]
@@ -74,19 +75,6 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def is_ours(model: Any) -> bool:
@@ -165,7 +153,7 @@ class InferRoute:
         else:
             request = parse_v2_json(body) if body and _is_json(headers.get("content-type")) else None
             if request is None:  # MLServer's route parses it again and answers (its errors, its 400s)
-                await self.original(scope, _replay(body, receive), send)
+                await self.original(scope, replay_body(body, receive), send)
                 return
         del body
         await self._answer(scope, receive, send, request, model, dict(headers), name, version)

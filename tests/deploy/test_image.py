@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from tests import zoo
-from tests.deploy.registry_server import MlflowServer
+from tests.integration.mlflow_registry import RegistryServer
 from tests.integration.harness import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.integration]
@@ -225,7 +225,7 @@ def test_the_image_command_serves_a_mounted_model_and_a_registry_alias(buildah, 
     # KServe with a storageUri: the artifact at /mnt/models, the model named by environment only.
     kserve_like = {**_ports(), "MLSERVER_MODEL_NAME": WINE, "MLSERVER_MODEL_IMPLEMENTATION": RUNTIME,
                    "MLSERVER_MODEL_URI": "/mnt/models"}
-    with MlflowServer(tmp_path / "mlflow") as registry:
+    with RegistryServer(tmp_path / "mlflow") as registry:
         version = zoo.register(registry.url, WINE, folder, alias="champion")
         # No storageUri: the registry model by alias, through the mlflow server over HTTP.
         by_alias = {**_ports(), "MLSERVER_MODEL_NAME": "wine", "MLSERVER_MODEL_IMPLEMENTATION": RUNTIME,

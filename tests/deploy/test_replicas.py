@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from tests import zoo
-from tests.deploy.registry_server import MlflowServer
+from tests.integration.mlflow_registry import RegistryServer
 from tests.integration.harness import MLServerProcess, free_port, write_model_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.replicas]
@@ -164,7 +164,7 @@ def _replica(root: Path, registry: str, port: int | None = None) -> MLServerProc
 
 
 def test_three_replicas_behind_haproxy_follow_the_alias_without_failures(tmp_path):
-    with MlflowServer(tmp_path / "mlflow") as registry, ThreadPoolExecutor(3) as pool:
+    with RegistryServer(tmp_path / "mlflow") as registry, ThreadPoolExecutor(3) as pool:
         de = zoo.register(registry.url, NAME, functools.partial(zoo.build_text, lang="de"), alias="champion")
         fr = zoo.register(registry.url, NAME, functools.partial(zoo.build_text, lang="fr"))
         client = __import__("mlflow").MlflowClient(tracking_uri=registry.url, registry_uri=registry.url)

@@ -1,6 +1,6 @@
 """A real ``mlflow server`` process (tracking server and model registry: sqlite backend, proxied
 artifacts) that tests can stop and restart. (``mlflow models serve``, MLflow's scoring server, is
-:mod:`mlflow_server`; tests/deploy/registry_server.py starts one without restarts.)
+:mod:`mlflow_server`.) The deploy tests use it too.
 
 Restarts keep the port and the data, as a registry restarted by its operator does, so an MLServer that
 talks to it sees an outage and then the same registry again.
