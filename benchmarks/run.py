@@ -638,7 +638,9 @@ class Run:
             self.log(f"    py-spy failed: {err.decode(errors='replace')[-300:]}")
             return
         text = summarize(raw, main_pid=pid)
-        header = (f"py-spy of {server}, {case.id}, parallel_workers={workers}, under {self.load.label}, "
+        under = (f"a Python grpc.aio client, {self.load.connections} calls in flight" if case.transport == "grpc"
+                 else self.load.label)
+        header = (f"py-spy of {server}, {case.id}, parallel_workers={workers}, under {under}, "
                   f"{seconds} s at 200 Hz (--nonblocking)\n\n")
         (self.out / f"pyspy-{slug}-w{workers}.txt").write_text(header + text)
         self.profiles.append(header + text)
@@ -1214,7 +1216,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                              "load on the machine moves every server's numbers alike)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 0],
                         help="MLServer parallel_workers values (default: 1 0)")
-    parser.add_argument("--only", help="run only cases whose id contains this text (e.g. 'wine V2')")
+    parser.add_argument("--only", action="append",
+                        help="run only cases whose id contains this text (e.g. 'wine V2'); repeat for several")
     parser.add_argument("--no-analysis", action="store_true", help="skip the in-process 10,000-row analysis and profile")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="results folder")
     parser.add_argument("--py-spy", action="store_true",
@@ -1253,7 +1256,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     cases = cases_for(args.quick)
     if args.only:
-        cases = [c for c in cases if args.only in c.id]
+        cases = [c for c in cases if any(text in c.id for text in args.only)]
     print("building models ...", flush=True)
     models = {}
     kinds = sorted({c.kind for c in cases} | {"wine"})

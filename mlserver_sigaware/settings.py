@@ -272,8 +272,9 @@ class ServerSettings(BaseSettings):
             "Triton's binary tensor extension (what `tritonclient.http` sends by default: "
             "`Inference-Header-Content-Length`, raw little-endian tensors after the JSON; binary outputs "
             "when asked) and large JSON bodies parsed straight into arrays; on gRPC, `raw_input_contents` "
-            "(what `tritonclient.grpc` sends) as arrays (docs/performance.md). `false` leaves every request "
-            "to MLServer's own parsing, which refuses binary REST bodies."
+            "(what `tritonclient.grpc` sends) as arrays, and large numeric outputs written to "
+            "`raw_output_contents` from arrays (docs/performance.md). `false` leaves every request to "
+            "MLServer's own parsing, which refuses binary REST bodies."
         ),
     )
     rejected_log_level: Literal["info", "warning", "off"] = Field(

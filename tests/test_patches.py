@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 
+import numpy as np
 from mlserver.parallel.errors import WorkerError
 
 import mlserver_sigaware  # noqa: F401  (applies the patches)
@@ -111,6 +112,35 @@ def test_json_depth_counts_what_a_parser_would(value, ascii_only) -> None:
     """Brackets and quotes inside strings (escaped or not) do not count; the depth is exact."""
     body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
     assert json_depth(body, 1000) == _depth(value)
+
+
+_FLAT_NUMBERS = st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.integers(), min_size=0, max_size=400)
+_DATA_VALUES = st.recursive(
+    _FLAT_NUMBERS | st.text(alphabet='[]{}" :data,'),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["data", "name", 'da"ta', "[data]"]), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_DATA_VALUES, min_size=1, max_size=6), st.sampled_from([None, 0, 2]))
+def test_json_depth_is_exact_with_flat_data_arrays_cut(values, indent) -> None:
+    """Large bodies have their flat ``"data"`` arrays cut before the walk (V2 bodies): still exact,
+    whatever else holds brackets, quotes or the word data."""
+    value = {"inputs": [{"name": "x", "data": v} for v in values], "data": values}
+    body = json.dumps(value, indent=indent).encode("utf-8")
+    body += b" " * max(0, 4096 - len(body))  # the cut is for large bodies
+    assert json_depth(body, 1000) == _depth(value)
+
+
+def test_flat_data_arrays_are_cut() -> None:
+    from mlserver_sigaware._patches.request_limits import _without_flat_data
+
+    body = json.dumps({"inputs": [{"name": "a", "data": [1.5] * 1000}, {"data": [[1.5] * 1000]}]}).encode()
+    cut = _without_flat_data(body)
+    assert b'"data": []}' in cut and b"[[1.5" in cut and len(cut) < len(body) / 1.5
+    assert _without_flat_data(b'{"data": "[' + b"1," * 500 + b']"}') == b'{"data": "[' + b"1," * 500 + b']"}'
 
 
 def test_json_depth_stops_early_on_deep_bodies() -> None:
@@ -354,6 +384,84 @@ def test_grpc_raw_contents_become_arrays_for_our_models_only() -> None:
     assert isinstance(fast.inputs[0].data.root, np.ndarray) and fast.inputs[0].data.root.tolist() == values.ravel().tolist()
     assert plain.inputs[0].data.root == values.ravel().tolist()
     assert fast.inputs[1].data.root == plain.inputs[1].data.root == [b"abc"]
+
+
+_GRPC_TENSORS = st.sampled_from(
+    [("FP64", "fp64_contents", np.float64), ("FP32", "fp32_contents", np.float32), ("INT64", "int64_contents", np.int64),
+     ("INT32", "int_contents", np.int32), ("UINT8", "uint_contents", np.uint8), ("BOOL", "bool_contents", np.bool_)]
+)
+
+
+def _grpc_request(draw_tensors, raw: bool, parameters: dict, outputs: list[str], request_id: str):
+    from mlserver.grpc import dataplane_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name="m", id=request_id)
+    for key, value in parameters.items():
+        request.parameters[key].string_param = value
+    for i, ((datatype, field, dtype), values) in enumerate(draw_tensors):
+        array = np.asarray(values).astype(dtype)
+        tensor = request.inputs.add(name=f"in{i}", datatype=datatype, shape=[len(values)])
+        if parameters:
+            tensor.parameters["content_type"].string_param = "np"
+        if raw:
+            request.raw_input_contents.append(array.tobytes())
+        else:
+            getattr(tensor.contents, field).extend(array.tolist())
+    for name in outputs:
+        request.outputs.add(name=name)
+    return request
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(_GRPC_TENSORS, st.lists(st.integers(0, 100), min_size=1, max_size=20)), min_size=1, max_size=4),
+    st.booleans(),
+    st.dictionaries(st.sampled_from(["content_type", "x"]), st.sampled_from(["pd", "np", "v"]), max_size=2),
+    st.lists(st.sampled_from(["a", "b"]), max_size=2),
+    st.sampled_from(["", "req-1"]),
+)
+def test_grpc_to_types_builds_what_mlserver_builds(tensors, raw, parameters, outputs, request_id) -> None:
+    """Our converter for this runtime's models gives MLServer's request, field for field."""
+    from mlserver.grpc import converters
+
+    from mlserver_sigaware._patches import grpc_raw_arrays
+
+    request = _grpc_request(tensors, raw, parameters, outputs, request_id)
+    ours, theirs = grpc_raw_arrays.to_types(request), converters.ModelInferRequestConverter.to_types(request)
+    assert ours.model_dump() == theirs.model_dump()
+    assert ours.model_fields_set == theirs.model_fields_set
+    assert [i.model_fields_set for i in ours.inputs] == [i.model_fields_set for i in theirs.inputs]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(_GRPC_TENSORS, st.lists(st.integers(-3, 100), min_size=0, max_size=20), st.booleans()),
+             min_size=1, max_size=4),
+    st.booleans(),
+    st.booleans(),
+)
+def test_grpc_response_from_arrays_is_mlservers_message(outputs, use_raw, with_bytes) -> None:
+    """Outputs that are ndarrays (what our runtime returns to its gRPC requests) serialize to exactly the
+    message MLServer makes of their lists, raw or in ``contents``."""
+    from mlserver.grpc import servicers
+    from mlserver.grpc.converters import ModelInferResponseConverter
+    from mlserver.types import InferenceResponse, ResponseOutput
+
+    def response(as_arrays: bool) -> InferenceResponse:
+        outs = []
+        for i, ((datatype, _, dtype), values, as_array) in enumerate(outputs):
+            array = np.asarray(values).astype(dtype)
+            data = array if (as_arrays and as_array) else array.tolist()
+            outs.append(ResponseOutput(name=f"o{i}", datatype=datatype, shape=[len(values)], data=[]))
+            outs[-1].data.root = data
+        if with_bytes:
+            outs.append(ResponseOutput(name="s", datatype="BYTES", shape=[2], data=[b"ab", b""]))
+        return InferenceResponse(model_name="m", model_version="2", id="x", outputs=outs)
+
+    assert servicers.ModelInferResponseConverter is not ModelInferResponseConverter  # ours is installed
+    ours = servicers.ModelInferResponseConverter.from_types(response(True), use_raw=use_raw)
+    theirs = ModelInferResponseConverter.from_types(response(False), use_raw=use_raw)
+    assert ours.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
 
 
 # ------------------------------------------------------------------------ server lifecycle

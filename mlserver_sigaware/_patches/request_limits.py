@@ -37,6 +37,7 @@ import orjson
 
 from ..logs import REQUEST_ID, RequestId, log_rejected
 from ..settings import ServerSettings, server_settings
+from .v2_json import data_arrays
 
 __all__ = ["RequestLimits", "json_depth", "replay_body"]
 
@@ -75,10 +76,14 @@ def json_depth(body: bytes, limit: int) -> int:
     removes exactly one level, so the passes count the depth. Where a string held a bracket (a quote is
     left), a running sum over the skeleton that skips brackets between an odd number of quotes gives it
     (numpy). A 35 MB ``dataframe_records`` body takes ~50 ms (orjson parses it in ~220 ms); a small
-    request ~2 µs. Invalid JSON gets some number: the parser that runs next refuses it anyway.
+    request ~2 µs. Long flat ``"data"`` arrays (a V2 body's numbers) are cut first
+    (:func:`_without_flat_data`): a 10,000-row V2 body takes ~0.05 ms instead of ~0.2 ms. Invalid JSON
+    gets some number: the parser that runs next refuses it anyway.
     """
     if b"\\" in body:
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    elif len(body) >= _CUT_FROM:
+        body = _without_flat_data(body)
     skeleton = body.translate(None, _NOT_STRUCTURAL).replace(b'""', b"")
     if b'"' not in skeleton:
         level = skeleton.translate(_CURLY_AS_SQUARE)
@@ -110,6 +115,31 @@ def json_depth(body: bytes, limit: int) -> int:
 
 
 _NUMPY_COUNT_FROM = 4096
+#: Bodies from this size on have their long flat ``"data"`` arrays cut before the walk.
+_CUT_FROM = 4096
+_MIN_FLAT_BYTES = 256
+
+
+def _without_flat_data(body: bytes) -> bytes:
+    """``body`` with each long flat array under a ``"data"`` key (``[`` to the first ``]``, no ``[ { "``
+    between) replaced by ``[]``: the same depth, and a V2 body's numbers need no walk.
+
+    In valid JSON without a backslash every ``"data"`` is that very string (a string cannot hold a
+    quote), so the cut is exact; in invalid JSON it removes only what lies between an open and the next
+    close, which can raise the count but never lower it. The arrays are found by
+    :func:`~.v2_json.data_arrays` (memchr speed): a 660 kB body of 13 such arrays takes ~0.05 ms
+    instead of the walk's ~0.2 ms."""
+    pieces: list[bytes] = []
+    pos = 0
+    for start, end in data_arrays(body, _MIN_FLAT_BYTES):
+        if any(body.find(c, start + 1, end) >= 0 for c in (b"[", b"{", b'"')):
+            continue
+        pieces.append(body[pos : start + 1])
+        pos = end
+    if not pieces:
+        return body
+    pieces.append(body[pos:])
+    return b"".join(pieces)
 
 
 def _opens(body: bytes) -> int:

@@ -6,7 +6,7 @@ them, pickling them to the inference worker and unpickling them there. :func:`pa
 same request over with each large array of JSON floats (the ``data`` of an input) as one float64 ndarray
 instead:
 
-* the body's ``"data": [ ... ]`` arrays are found by their key (``re``), each parsed by simdjson into a
+* the body's ``"data": [ ... ]`` arrays are found by their key (:func:`data_arrays`), each parsed by simdjson into a
   buffer of doubles (``Array.as_buffer``: C++, no Python objects), and replaced in the body by a
   placeholder string;
 * what is left (names, shapes, datatypes, parameters, small arrays: a few hundred bytes) is parsed by
@@ -24,26 +24,60 @@ invalid bodies (``tests/test_v2_rest_parsing.py``).
 
 from __future__ import annotations
 
-import re
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import orjson
 from mlserver.types import InferenceRequest
 from pydantic import ValidationError
 
-__all__ = ["LARGE_BODY_BYTES", "parse_v2_json"]
+__all__ = ["LARGE_BODY_BYTES", "data_arrays", "parse_v2_json"]
 
 #: From this body size on, arrays are cut out for simdjson; below, one orjson parse is the cheapest.
 LARGE_BODY_BYTES = 32 * 1024
 #: Arrays shorter than this stay in the body for orjson (the cut costs more than it saves).
 _MIN_CUT_BYTES = 2048
 
-_DATA_KEY = re.compile(rb'"data"\s*:\s*\[')
 #: Deleted from an array's text: what is left of an integer literal is nothing at all, so two
 #: separators meet (``[,`` ``,,`` ``,]`` or ``[]``); a float literal leaves its ``.`` or exponent.
 _INT_TOKEN_CHARS = b"0123456789+- \t\r\n"
 _PLACEHOLDER = "\x00sigaware-array-"
+
+
+_SPACE = b" \t\r\n"
+
+
+def data_arrays(body: bytes, min_bytes: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each ``"data": [`` array of ``body`` spanning at least ``min_bytes``: ``start``
+    at its ``[``, ``end`` at the first ``]`` after it (the array's end when it is flat).
+
+    ``bytes.find`` only: the key by substring search between arrays, each array skipped by one search for
+    its ``]`` (memchr speed), so a 660 kB V2 body of 13 arrays is scanned in ~0.05 ms (a regex over the
+    whole body, numbers included, takes ~0.2 ms). A ``"data"`` in a string holding escaped quotes can
+    match: callers either exclude bodies with a backslash or check what they find."""
+    size = len(body)
+    search = 0
+    while True:
+        key = body.find(b'"data"', search)
+        if key < 0:
+            return
+        start = key + 6
+        search = start
+        while start < size and body[start] in _SPACE:
+            start += 1
+        if body[start : start + 1] != b":":
+            continue
+        start += 1
+        while start < size and body[start] in _SPACE:
+            start += 1
+        if body[start : start + 1] != b"[":
+            continue
+        end = body.find(b"]", start)
+        if end < 0:
+            return
+        search = end + 1
+        if end - start >= min_bytes:
+            yield start, end
 
 
 def _doubles(parser: Any, span: bytes) -> Optional[np.ndarray]:
@@ -94,15 +128,7 @@ def parse_v2_json(body: bytes) -> Optional[InferenceRequest]:
     pieces: list[bytes] = []
     arrays: list[np.ndarray] = []
     pos = 0
-    for match in _DATA_KEY.finditer(body):
-        start = match.end() - 1
-        if start < pos:
-            continue
-        end = body.find(b"]", start)
-        if end < 0:
-            break
-        if end - start < _MIN_CUT_BYTES:
-            continue
+    for start, end in data_arrays(body, _MIN_CUT_BYTES):
         values = _doubles(parser, body[start : end + 1])
         if values is None:
             continue

@@ -77,6 +77,24 @@ def test_wine_binary_answers_equal_json(request, server_name: str, rows: int) ->
     assert next(iter(binary.values())).shape == (rows,)
 
 
+@pytest.mark.parametrize("rows", [1, 10_000])
+@pytest.mark.parametrize("server_name", ["main_server", "workers_server"])
+def test_wine_grpc_raw_answers_equal_json(request, server_name: str, rows: int) -> None:
+    """``tritonclient.grpc`` (raw contents both ways): our converter builds the request and writes large
+    outputs from arrays (``_patches/grpc_raw_arrays.py``); the answers are the REST JSON answers."""
+    from v2 import GrpcClient, Tensor
+
+    server = request.getfixturevalue(server_name)
+    columns = wine_columns(rows)
+    client = GrpcClient(server.grpc_url)
+    try:
+        reply = client.infer("wine", [Tensor(n, "FP64", [rows], v.tolist()) for n, v in columns.items()])
+    finally:
+        client.close()
+    assert reply.ok, reply.raw
+    assert_same_outputs(reply.raw_outputs, triton_infer(server, "wine", columns, binary=False))
+
+
 def test_tensor_model_60000_rows_binary_equals_json(main_server: MLServerProcess) -> None:
     x = (np.arange(60_000 * 4, dtype=np.float32).reshape(60_000, 4) / 7).astype(np.float32)
     binary = triton_infer(main_server, "tensor", {"x": x}, binary=True, datatype="FP32")
