@@ -362,8 +362,8 @@ def test_rejected_log_level_setting(monkeypatch, caplog) -> None:
 
 
 def test_grpc_raw_contents_become_arrays_for_our_models_only() -> None:
-    """Under the flag our ``_InsertHeaders`` sets for this runtime's models, raw tensors are ndarrays (the
-    list MLServer makes, without the Python numbers); BYTES stay lists; otherwise MLServer's lists."""
+    """Our converter (what ``_InsertHeaders`` uses for this runtime's models) makes raw tensors ndarrays
+    (the list MLServer makes, without the Python numbers); BYTES stay lists; MLServer's makes lists."""
     import numpy as np
     from mlserver.grpc import converters
     from mlserver.grpc import dataplane_pb2 as pb
@@ -375,11 +375,7 @@ def test_grpc_raw_contents_become_arrays_for_our_models_only() -> None:
     request.inputs.add(name="x", datatype="FP64", shape=[2, 2])
     request.inputs.add(name="s", datatype="BYTES", shape=[1])
     request.raw_input_contents.extend([values.tobytes(), b"\x03\x00\x00\x00abc"])
-    token = grpc_raw_arrays._AS_ARRAYS.set(True)
-    try:
-        fast = converters.ModelInferRequestConverter.to_types(request)
-    finally:
-        grpc_raw_arrays._AS_ARRAYS.reset(token)
+    fast = grpc_raw_arrays.to_types(request)
     plain = converters.ModelInferRequestConverter.to_types(request)
     assert isinstance(fast.inputs[0].data.root, np.ndarray) and fast.inputs[0].data.root.tolist() == values.ravel().tolist()
     assert plain.inputs[0].data.root == values.ravel().tolist()
@@ -428,6 +424,10 @@ def test_grpc_to_types_builds_what_mlserver_builds(tensors, raw, parameters, out
 
     request = _grpc_request(tensors, raw, parameters, outputs, request_id)
     ours, theirs = grpc_raw_arrays.to_types(request), converters.ModelInferRequestConverter.to_types(request)
+    assert all(isinstance(i.data.root, np.ndarray) == raw for i in ours.inputs)
+    for inp in ours.inputs:  # each array stands for exactly the list MLServer makes
+        if isinstance(inp.data.root, np.ndarray):
+            inp.data.root = inp.data.root.tolist()
     assert ours.model_dump() == theirs.model_dump()
     assert ours.model_fields_set == theirs.model_fields_set
     assert [i.model_fields_set for i in ours.inputs] == [i.model_fields_set for i in theirs.inputs]

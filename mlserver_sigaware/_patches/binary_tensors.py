@@ -29,6 +29,7 @@ from ..errors import InvalidInput
 __all__ = [
     "HEADER_LENGTH",
     "NUMPY_DTYPES",
+    "tensor_bytes",
     "parse_binary_request",
     "parse_header_length",
     "render_response",
@@ -219,7 +220,7 @@ def _bytes_section(values: list) -> Optional[bytes]:
     return b"".join(parts)
 
 
-def _section(datatype: str, data: Any) -> Optional[bytes]:
+def tensor_bytes(datatype: str, data: Any) -> Optional[bytes]:
     """An output's values as binary, or ``None`` when the binary form could not carry them exactly."""
     if datatype == "BYTES":
         values = data if isinstance(data, list) else list(np.asarray(data, dtype=object).ravel())
@@ -244,7 +245,7 @@ def render_response(document: dict, asked: dict[str, bool]) -> tuple[bytes, Opti
     for output in document.get("outputs") or ():
         if not asked.get(output.get("name"), default) or "data" not in output:
             continue
-        section = _section(output.get("datatype"), output["data"])
+        section = tensor_bytes(output.get("datatype"), output["data"])
         if section is None:
             continue
         del output["data"]

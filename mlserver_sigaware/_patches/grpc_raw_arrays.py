@@ -10,9 +10,9 @@ are checked first, as for every model (:mod:`.grpc_raw_contents`). Models with a
 response cache (which handle lists only), other runtimes, and ``MLSERVER_SIGAWARE_FAST_V2=false`` keep
 MLServer's lists.
 
-The same requests are converted without MLServer's per-input detours (its deprecated pydantic
-``construct``, which warns on every call, and a validation of each empty ``TensorData``): the very
-objects MLServer builds, made with ``model_construct``. They are marked for arrays out as well
+Such a request is converted by :func:`to_types` instead of MLServer's converter, without its per-input
+detours (its deprecated pydantic ``construct``, which warns on every call, and a validation of each empty
+``TensorData``): the very objects MLServer builds (a property test compares them). They are marked for arrays out as well
 (``ARRAYS_MARK``, as our REST route marks its requests), so a large numeric output comes back as one
 ndarray and goes into ``raw_output_contents`` with one ``tobytes`` instead of ``struct.pack`` over a
 list; the response message is the same, byte for byte (``tests/test_patches.py``).
@@ -20,20 +20,17 @@ list; the response message is the same, byte for byte (``tests/test_patches.py``
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any, Callable
 
 import numpy as np
 
 from ..settings import server_settings
-from .binary_tensors import NUMPY_DTYPES
+from .binary_tensors import NUMPY_DTYPES, tensor_bytes
 from .grpc_raw_contents import check_raw_contents
 from .v2_infer import ARRAYS_MARK, is_ours, lists_only
 
-__all__ = ["apply"]
+__all__ = ["apply", "to_types"]
 
-#: Set while MLServer converts a request to one of our models (``InferenceServicer._InsertHeaders``).
-_AS_ARRAYS: ContextVar[bool] = ContextVar("sigaware_grpc_raw_arrays", default=False)
 _MARK = "_sigaware_raw_arrays"
 
 
@@ -51,49 +48,43 @@ def _takes_arrays(data_plane: Any, request: Any) -> bool:
 
 
 def apply() -> None:
-    from mlserver import raw
-    from mlserver.grpc import converters, servicers
+    from mlserver.grpc import servicers
     from mlserver.grpc.utils import to_headers
-    from mlserver.types import TensorData
     from mlserver.utils import insert_headers
 
     if getattr(servicers.InferenceServicer, _MARK, False):
         return
-    checked_inject = converters.inject_raw  # MLServer's, behind our checks (grpc_raw_contents)
     original_insert = servicers.InferenceServicer._InsertHeaders
-
-    def inject_raw(elems: list[Any], raw_contents: list[bytes]) -> list[Any]:
-        if not _AS_ARRAYS.get():
-            return checked_inject(elems, raw_contents)
-        check_raw_contents(elems, list(raw_contents))
-        new_data = _builders()["data"]
-        buffers = iter(raw_contents)
-        for elem in elems:
-            if elem.data:
-                continue
-            buffer = next(buffers)
-            datatype = str(getattr(elem.datatype, "value", elem.datatype))
-            dtype = NUMPY_DTYPES.get(datatype)
-            values = raw.unpack(elem, buffer) if dtype is None else np.frombuffer(buffer, dtype=dtype)
-            elem.data = new_data({"root": values})
-        return elems
 
     def _InsertHeaders(self: Any, request: Any, context: Any) -> Any:
         if not _takes_arrays(self._data_plane, request):
             return original_insert(self, request, context)
-        token = _AS_ARRAYS.set(True)
-        try:
-            payload = to_types(request)
-        finally:
-            _AS_ARRAYS.reset(token)
+        payload = to_types(request)
         insert_headers(payload, to_headers(context))
         payload.parameters.headers[ARRAYS_MARK] = True
         return payload
 
-    converters.inject_raw = inject_raw
     servicers.InferenceServicer._InsertHeaders = _InsertHeaders  # type: ignore[method-assign]
     servicers.ModelInferResponseConverter = _response_converter(servicers.ModelInferResponseConverter)
     setattr(servicers.InferenceServicer, _MARK, True)
+
+
+def _inject_arrays(elems: list[Any], raw_contents: Any) -> None:
+    """Each input without ``contents`` gets its buffer as ``np.frombuffer`` (``BYTES``: MLServer's list),
+    after the checks every model's raw contents get (:func:`.grpc_raw_contents.check_raw_contents`)."""
+    from mlserver import raw
+
+    check_raw_contents(elems, list(raw_contents))
+    new_data = _builders()["data"]
+    buffers = iter(raw_contents)
+    for elem in elems:
+        if elem.data:
+            continue
+        buffer = next(buffers)
+        datatype = str(getattr(elem.datatype, "value", elem.datatype))
+        dtype = NUMPY_DTYPES.get(datatype)
+        values = raw.unpack(elem, buffer) if dtype is None else np.frombuffer(buffer, dtype=dtype)
+        elem.data = new_data({"root": values})
 
 
 def _constructor(cls: type, sample: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
@@ -102,7 +93,7 @@ def _constructor(cls: type, sample: dict[str, Any]) -> Callable[[dict[str, Any]]
     pydantic's ``model_construct`` (~5 µs) walks the fields for defaults, aliases and extras; a V2 request
     of 13 inputs makes 26 such objects. ``values`` here names every field and the classes have no extras
     and no private attributes, so the object is its ``__dict__`` and fields set. The result is compared
-    with ``model_construct``'s on ``sample`` once, at import; where pydantic builds something else, its
+    with ``model_construct``'s on ``sample`` once, at first use; where pydantic builds something else, its
     own ``model_construct`` is used."""
     new = cls.__new__
     write = object.__setattr__
@@ -148,7 +139,7 @@ def _builders() -> dict[str, Callable[[dict[str, Any]], Any]]:
 
 def to_types(request: Any) -> Any:
     """MLServer's ``ModelInferRequestConverter.to_types``, the same objects without its detours (see the
-    module docstring); raw contents become arrays under ``_AS_ARRAYS``."""
+    module docstring), fixed-size raw contents as arrays."""
     from mlserver.grpc import converters
     from mlserver.types import InferenceRequest, RequestOutput, TensorData
 
@@ -176,7 +167,7 @@ def to_types(request: Any) -> Any:
             for out in request.outputs
         ]
     if request.raw_input_contents:
-        converters.inject_raw(payload.inputs, request.raw_input_contents)
+        _inject_arrays(payload.inputs, request.raw_input_contents)
     return payload
 
 
@@ -199,11 +190,12 @@ def _response_converter(original: type) -> type:
             contents = []
             for out in outputs:
                 data = out.data.root
+                packed = None
                 if isinstance(data, np.ndarray):
-                    dtype = NUMPY_DTYPES[str(getattr(out.datatype, "value", out.datatype))]
-                    contents.append(np.ascontiguousarray(data, dtype=dtype).tobytes())
-                else:
-                    contents.append(raw.pack(out))
+                    packed = tensor_bytes(str(getattr(out.datatype, "value", out.datatype)), data)
+                    if packed is None:
+                        out.data.root = data.tolist()
+                contents.append(raw.pack(out) if packed is None else packed)
                 out.data = TensorData.model_construct([])
             response = original.from_types(type_object, use_raw=False)
             response.raw_output_contents.extend(contents)
